@@ -1,1 +1,33 @@
-﻿Console.WriteLine("Hello, World!");
+using Dalle2Sharp.Cli.Commands;
+using Spectre.Console.Cli;
+
+namespace Dalle2Sharp.Cli;
+
+public static class Program
+{
+    public static int Main(string[] args) => Build().Run(args);
+
+    /// <summary>The command tree; tests run it in-process.</summary>
+    public static CommandApp Build()
+    {
+        var app = new CommandApp();
+        app.Configure(c =>
+        {
+            c.SetApplicationName("dalle2");
+            c.PropagateExceptions(); // ExitCodes decides what a failure prints (no stack traces for user errors)
+            c.AddBranch("config", config =>
+            {
+                config.SetDescription("Check, resolve and describe decoder training configs.");
+                config.AddCommand<ConfigValidateCommand>("validate")
+                    .WithDescription("Validate a config: exit 0 with a summary, or exit 2 with every error and its JSON path.");
+                config.AddCommand<ConfigShowCommand>("show")
+                    .WithDescription("Print the resolved config (every default filled in) as JSON.");
+                config.AddCommand<ConfigSchemaCommand>("schema")
+                    .WithDescription("Print a JSON Schema of the config for editor completion.");
+                config.AddCommand<ConfigReferenceCommand>("reference")
+                    .WithDescription("Print the Markdown reference of every config option (the README's).");
+            });
+        });
+        return app;
+    }
+}

@@ -1,0 +1,56 @@
+namespace Dalle2Sharp.Config;
+
+/// <summary>The data section: webdataset shards, embedding folders, splits and preprocessing.</summary>
+public sealed class DataConfig : ConfigSection
+{
+    [Key("webdataset_base_url", "Shard location with {} where the zero-padded shard number goes: a path, file://, http(s):// or pipe:COMMAND."), Required]
+    public string WebdatasetBaseUrl { get; set; } = "";
+
+    [Key("img_embeddings_url", "Folder of img_emb_<shard>.npy files (precomputed CLIP image embeddings).")]
+    public string? ImgEmbeddingsUrl { get; set; }
+
+    [Key("text_embeddings_url", "Folder of text_emb_<shard>.npy files (precomputed CLIP text encodings).")]
+    public string? TextEmbeddingsUrl { get; set; }
+
+    [Key("num_workers", "Parallel decode workers.")]
+    public int NumWorkers { get; set; } = 4;
+
+    [Key("batch_size", "Batch size.")]
+    public int BatchSize { get; set; } = 64;
+
+    [Key("start_shard", "First shard number (inclusive).")]
+    public long StartShard { get; set; }
+
+    [Key("end_shard", "Last shard number (inclusive).")]
+    public long EndShard { get; set; } = 9999999;
+
+    [Key("shard_width", "Digits of the zero-padded shard number in the tar name.")]
+    public int ShardWidth { get; set; } = 6;
+
+    [Key("index_width", "The last index_width digits of a sample key are its row in the embedding file.")]
+    public int IndexWidth { get; set; } = 4;
+
+    [Key("splits", "Fractions of shards for train / val / test (must sum to 1). Upstream's config requires it; we default it as its README says.")]
+    public SplitsConfig Splits { get; set; } = new();
+
+    [Key("shuffle_train", "Shuffle the order of training shards.")]
+    public bool ShuffleTrain { get; set; } = true;
+
+    [Key("resample_train", "Draw training shards with replacement, endlessly (needs shuffle_train false and train.epoch_samples).")]
+    public bool ResampleTrain { get; set; }
+
+    [Key("preprocessing", "Image transforms applied in the order given: RandomResizedCrop, RandomHorizontalFlip, Resize, CenterCrop, ToTensor. A transform set to false is left out (upstream applies it anyway).")]
+    public PreprocessingConfig Preprocessing { get; set; } = PreprocessingConfig.Default();
+}
+
+public sealed class SplitsConfig : ConfigSection
+{
+    [Key("train", "Fraction of shards for training.")]
+    public double Train { get; set; } = 0.75;
+
+    [Key("val", "Fraction of shards for validation.")]
+    public double Val { get; set; } = 0.15;
+
+    [Key("test", "Fraction of shards for testing.")]
+    public double Test { get; set; } = 0.1;
+}
