@@ -122,4 +122,7 @@ public sealed class UnetConfig : ConfigSection
 
     [Key("checkpoint_during_training", "Gradient checkpointing of resnet blocks while training (less memory, same numbers).")]
     public bool CheckpointDuringTraining { get; set; }
+
+    /// <summary>A copy whose changes do not touch this config (the decoder re-casts unets this way).</summary>
+    public UnetConfig Clone() => (UnetConfig)MemberwiseClone();
 }
