@@ -32,6 +32,10 @@ public sealed class DecoderConfig : ConfigSection
     [Key("sample_timesteps", "Sampling steps: null = full ancestral DDPM; fewer than timesteps = DDIM. One value or one per unet.")]
     public ScalarOrList<int?>? SampleTimesteps { get; set; }
 
+    [Key("sampler", "Sampler: auto (upstream's rule: ancestral DDPM, or DDIM when sample_timesteps < timesteps), ddpm, ddim, or dpmpp (DPM-Solver++(2M), sample_timesteps steps, default 25). One value or one per unet."),
+     OneOf("auto", "ddpm", "ddim", "dpmpp")]
+    public ScalarOrList<string> Sampler { get; set; } = "auto";
+
     [Key("loss_type", "Diffusion loss."), OneOf("l1", "l2", "huber")]
     public string LossType { get; set; } = "l2";
 

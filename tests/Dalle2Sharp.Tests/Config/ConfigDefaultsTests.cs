@@ -54,6 +54,7 @@ public class ConfigDefaultsTests
         ["decoder.clip"] = "null",
         ["decoder.channels"] = "3",
         ["decoder.sample_timesteps"] = "null",
+        ["decoder.sampler"] = "\"auto\"", // ours: upstream has no choice of sampler
         ["decoder.loss_type"] = "\"l2\"",
         ["decoder.beta_schedule"] = "null", // null → cosine, and linear for the last of several unets
         ["decoder.learned_variance"] = "true",
