@@ -14,7 +14,12 @@ public static class Program
         app.Configure(c =>
         {
             c.SetApplicationName("dalle2");
-            c.PropagateExceptions(); // ExitCodes decides what a failure prints (no stack traces for user errors)
+            // Argument mistakes exit 2 with Spectre's message; commands report their own failures through ExitCodes.
+            c.SetExceptionHandler((e, _) =>
+            {
+                Console.Error.WriteLine($"error: {e.Message}");
+                return e is CommandAppException ? ExitCodes.BadInput : ExitCodes.Failure;
+            });
             c.AddBranch("config", config =>
             {
                 config.SetDescription("Check, resolve and describe decoder training configs.");
@@ -26,6 +31,12 @@ public static class Program
                     .WithDescription("Print a JSON Schema of the config for editor completion.");
                 config.AddCommand<ConfigReferenceCommand>("reference")
                     .WithDescription("Print the Markdown reference of every config option (the README's).");
+            });
+            c.AddBranch("model", model =>
+            {
+                model.SetDescription("Inspect the model a config describes.");
+                model.AddCommand<ModelSummaryCommand>("summary")
+                    .WithDescription("Each unet's parameter count and the decoder's state_dict keys with shapes.");
             });
         });
         return app;

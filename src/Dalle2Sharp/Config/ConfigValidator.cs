@@ -64,6 +64,7 @@ public static partial class ConfigValidator
         PerUnet(d.P2LossWeightGamma, n, "decoder.p2_loss_weight_gamma", err);
         if (d.RandomCropSizes is { } crops)
         {
+            if (crops.Any(c => c is not null)) err("decoder.random_crop_sizes", "not supported yet: leave it null (tracked for a later release)");
             if (crops.Count != n) err("decoder.random_crop_sizes", $"must have one entry per unet ({n}), got {crops.Count}");
             if (crops.Count > 0 && crops[0] is not null) err("decoder.random_crop_sizes[0]", "must be null: the first unet is not randomly cropped");
         }
@@ -111,6 +112,8 @@ public static partial class ConfigValidator
             err($"{p}.image_embed_dim", "required: the first unet is conditioned on the image embedding");
         if (u.CondOnTextEncodings && !d.Unconditional && u.TextEmbedDim is null && d.Clip is null)
             err($"{p}.text_embed_dim", "required with cond_on_text_encodings (the width of the text encodings)");
+        foreach (var (key, given) in new[] { ("combine_upsample_fmaps", u.CombineUpsampleFmaps), ("checkpoint_during_training", u.CheckpointDuringTraining) })
+            if (given) err($"{p}.{key}", "not supported yet: set it to false (tracked for a later release)");
         if (imageConditioned && u.ImageEmbedDim is { } ied && ied == (u.CondDim ?? u.Dim))
             err($"{p}.cond_dim", $"must differ from image_embed_dim ({ied}): upstream's image-token projection breaks when they are equal");
     }

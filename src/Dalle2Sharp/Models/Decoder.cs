@@ -44,7 +44,7 @@ public sealed class Decoder : nn.Module
     {
         Config = c;
         int n = c.Unets.Count;
-        if (c.Clip is not null) throw new NotSupportedException("decoder.clip: CLIP weights are not available yet; supply image embeddings with data.img_embeddings_url");
+        // decoder.clip is used outside the decoder (as upstream's training script does): the decoder itself never holds CLIP.
         if (c.RandomCropSizes is not null && c.RandomCropSizes.Any(s => s is not null)) throw new NotSupportedException("decoder.random_crop_sizes is not supported yet");
         ImageSizes = c.ImageSizes?.ToArray() ?? [c.ImageSize!.Value];
 

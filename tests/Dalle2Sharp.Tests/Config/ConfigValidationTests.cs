@@ -177,3 +177,20 @@ public class ConfigValidationTests
         Assert.StartsWith("cfg.json:2:15: invalid JSON", Assert.Single(e.Errors).Message);
     }
 }
+
+public class UnsupportedOptionTests
+{
+    [Theory]
+    [InlineData("decoder.unets[0].combine_upsample_fmaps")]
+    [InlineData("decoder.unets[0].checkpoint_during_training")]
+    public void UnsupportedUnetOptionIsAClearError(string path) =>
+        new ConfigFixture().Set(path, true).AssertError(path, "not supported yet");
+
+    [Fact]
+    public void RandomCropIsAClearError()
+    {
+        new ConfigFixture().Set("decoder.random_crop_sizes", System.Text.Json.Nodes.JsonNode.Parse("[null]")).Load();
+        new ConfigFixture().Set("decoder.unets[1]", System.Text.Json.Nodes.JsonNode.Parse("""{ "dim": 8 }""")).Set("decoder.image_sizes", System.Text.Json.Nodes.JsonNode.Parse("[32, 64]"))
+            .Set("decoder.random_crop_sizes", System.Text.Json.Nodes.JsonNode.Parse("[null, 48]")).AssertError("decoder.random_crop_sizes", "not supported yet");
+    }
+}
