@@ -112,8 +112,7 @@ public static partial class ConfigValidator
             err($"{p}.image_embed_dim", "required: the first unet is conditioned on the image embedding");
         if (u.CondOnTextEncodings && !d.Unconditional && u.TextEmbedDim is null && d.Clip is null)
             err($"{p}.text_embed_dim", "required with cond_on_text_encodings (the width of the text encodings)");
-        foreach (var (key, given) in new[] { ("combine_upsample_fmaps", u.CombineUpsampleFmaps), ("checkpoint_during_training", u.CheckpointDuringTraining) })
-            if (given) err($"{p}.{key}", "not supported yet: set it to false (tracked for a later release)");
+        if (u.CombineUpsampleFmaps) err($"{p}.combine_upsample_fmaps", "not supported yet: set it to false (tracked for a later release)");
         if (imageConditioned && u.ImageEmbedDim is { } ied && ied == (u.CondDim ?? u.Dim))
             err($"{p}.cond_dim", $"must differ from image_embed_dim ({ied}): upstream's image-token projection breaks when they are equal");
     }

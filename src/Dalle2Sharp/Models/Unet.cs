@@ -233,39 +233,47 @@ public sealed class Unet : nn.Module
         c = norm_cond.forward(c);
         midC = norm_mid_cond.forward(midC);
 
-        if (init_resnet_block is not null) x = init_resnet_block.forward(x, t);
+        bool checkpoint = training && Config.CheckpointDuringTraining && is_grad_enabled();
+        Tensor Res(ResnetBlock block, Tensor h, Tensor? cond2) =>
+            !checkpoint ? block.forward(h, t, cond2)
+            : cond2 is null ? GradientCheckpoint.Run(i => block.forward(i[0], i[1]), h, t)
+            : GradientCheckpoint.Run(i => block.forward(i[0], i[1], i[2]), h, t, cond2);
+        Tensor Plain(nn.Module<Tensor, Tensor> module, Tensor h) =>
+            checkpoint && module is not Identity ? GradientCheckpoint.Run(i => module.forward(i[0]), h) : module.forward(h);
+
+        if (init_resnet_block is not null) x = Res(init_resnet_block, x, null);
 
         var hiddens = new Stack<Tensor>();
         foreach (var stage in downs)
         {
             x = ((nn.Module<Tensor, Tensor>)stage[0]).forward(x);
-            x = ((ResnetBlock)stage[1]).forward(x, t, c);
+            x = Res((ResnetBlock)stage[1], x, c);
             foreach (var block in (ModuleList<ResnetBlock>)stage[2])
             {
-                x = block.forward(x, t, c);
+                x = Res(block, x, c);
                 hiddens.Push(x);
             }
-            x = ((nn.Module<Tensor, Tensor>)stage[3]).forward(x);
+            x = Plain((nn.Module<Tensor, Tensor>)stage[3], x);
             hiddens.Push(x);
             x = ((nn.Module<Tensor, Tensor>)stage[4]).forward(x);
         }
 
-        x = mid_block1.forward(x, t, midC);
-        x = mid_attn.forward(x);
-        x = mid_block2.forward(x, t, midC);
+        x = Res(mid_block1, x, midC);
+        x = Plain(mid_attn, x);
+        x = Res(mid_block2, x, midC);
 
         Tensor WithSkip(Tensor h) => cat([h, skipScale == 1.0 ? hiddens.Pop() : hiddens.Pop() * skipScale], 1);
         foreach (var stage in ups)
         {
-            x = ((ResnetBlock)stage[0]).forward(WithSkip(x), t, c);
+            x = Res((ResnetBlock)stage[0], WithSkip(x), c);
             foreach (var block in (ModuleList<ResnetBlock>)stage[1])
-                x = block.forward(WithSkip(x), t, c);
-            x = ((nn.Module<Tensor, Tensor>)stage[2]).forward(x);
+                x = Res(block, WithSkip(x), c);
+            x = Plain((nn.Module<Tensor, Tensor>)stage[2], x);
             x = ((nn.Module<Tensor, Tensor>)stage[3]).forward(x);
         }
 
         x = cat([x, r], 1);
-        x = final_resnet_block.forward(x, t);
+        x = Res(final_resnet_block, x, null);
         if (cond.LowresCondImg is not null) x = cat([x, cond.LowresCondImg], 1);
         return to_out.forward(x);
     }

@@ -180,11 +180,9 @@ public class ConfigValidationTests
 
 public class UnsupportedOptionTests
 {
-    [Theory]
-    [InlineData("decoder.unets[0].combine_upsample_fmaps")]
-    [InlineData("decoder.unets[0].checkpoint_during_training")]
-    public void UnsupportedUnetOptionIsAClearError(string path) =>
-        new ConfigFixture().Set(path, true).AssertError(path, "not supported yet");
+    [Fact]
+    public void UnsupportedUnetOptionIsAClearError() =>
+        new ConfigFixture().Set("decoder.unets[0].combine_upsample_fmaps", true).AssertError("decoder.unets[0].combine_upsample_fmaps", "not supported yet");
 
     [Fact]
     public void RandomCropIsAClearError()
