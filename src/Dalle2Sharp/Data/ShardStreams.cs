@@ -1,0 +1,93 @@
+using System.Diagnostics;
+
+namespace Dalle2Sharp.Data;
+
+/// <summary>
+/// Opens a shard (or any data file) as a forward-only stream: a local path, file://, http(s)://
+/// (streamed, retried on transient failures) or pipe:COMMAND (the command's stdout, as webdataset).
+/// </summary>
+public static class ShardStreams
+{
+    private static readonly HttpClient Http = new() { Timeout = Timeout.InfiniteTimeSpan };
+
+    public static Stream Open(string url, int retries = 3)
+    {
+        if (url.StartsWith("pipe:", StringComparison.Ordinal)) return new PipeStream(url["pipe:".Length..]);
+        if (url.StartsWith("http://", StringComparison.Ordinal) || url.StartsWith("https://", StringComparison.Ordinal))
+            return OpenHttp(url, retries);
+        string path = url.StartsWith("file://", StringComparison.Ordinal) ? new Uri(url).LocalPath : url;
+        return new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
+    }
+
+    private static Stream OpenHttp(string url, int retries)
+    {
+        for (int attempt = 1; ; attempt++)
+        {
+            try
+            {
+                var response = Http.GetAsync(url, HttpCompletionOption.ResponseHeadersRead).GetAwaiter().GetResult();
+                if ((int)response.StatusCode >= 500 && attempt <= retries) throw new HttpRequestException($"HTTP {(int)response.StatusCode}");
+                response.EnsureSuccessStatusCode();
+                return response.Content.ReadAsStream();
+            }
+            catch (HttpRequestException) when (attempt <= retries)
+            {
+                Thread.Sleep(TimeSpan.FromMilliseconds(200 * Math.Pow(2, attempt - 1)));
+            }
+        }
+    }
+
+    /// <summary>A shell command's stdout; a non-zero exit surfaces as an IOException carrying its stderr.</summary>
+    private sealed class PipeStream : Stream
+    {
+        private readonly Process _process;
+        private readonly Stream _stdout;
+        private readonly Task<string> _stderr;
+        private readonly string _command;
+
+        public PipeStream(string command)
+        {
+            _command = command;
+            var psi = new ProcessStartInfo("/bin/sh") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+            psi.ArgumentList.Add("-c");
+            psi.ArgumentList.Add(command);
+            _process = Process.Start(psi) ?? throw new IOException($"cannot start pipe command: {command}");
+            _stdout = _process.StandardOutput.BaseStream;
+            _stderr = _process.StandardError.ReadToEndAsync();
+        }
+
+        public override int Read(byte[] buffer, int offset, int count)
+        {
+            int n = _stdout.Read(buffer, offset, count);
+            if (n == 0) CheckExit();
+            return n;
+        }
+
+        private void CheckExit()
+        {
+            _process.WaitForExit();
+            if (_process.ExitCode != 0)
+                throw new IOException($"pipe command failed (exit {_process.ExitCode}): {_command}: {_stderr.Result.Trim()}");
+        }
+
+        protected override void Dispose(bool disposing)
+        {
+            if (disposing)
+            {
+                if (!_process.HasExited) { try { _process.Kill(true); } catch (InvalidOperationException) { } }
+                _process.Dispose();
+            }
+            base.Dispose(disposing);
+        }
+
+        public override bool CanRead => true;
+        public override bool CanSeek => false;
+        public override bool CanWrite => false;
+        public override long Length => throw new NotSupportedException();
+        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+        public override void Flush() { }
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+    }
+}
