@@ -23,19 +23,34 @@ public static class ShardStreams
     {
         for (int attempt = 1; ; attempt++)
         {
+            HttpResponseMessage response;
             try
             {
-                var response = Http.GetAsync(url, HttpCompletionOption.ResponseHeadersRead).GetAwaiter().GetResult();
-                if ((int)response.StatusCode >= 500 && attempt <= retries) throw new HttpRequestException($"HTTP {(int)response.StatusCode}");
-                response.EnsureSuccessStatusCode();
-                return response.Content.ReadAsStream();
+                response = Http.GetAsync(url, HttpCompletionOption.ResponseHeadersRead).GetAwaiter().GetResult();
             }
             catch (HttpRequestException) when (attempt <= retries)
             {
-                Thread.Sleep(TimeSpan.FromMilliseconds(200 * Math.Pow(2, attempt - 1)));
+                Backoff(attempt);
+                continue;
             }
+            // Server errors are retried; a client error (404, 403, ...) will not get better.
+            if ((int)response.StatusCode >= 500 && attempt <= retries)
+            {
+                response.Dispose();
+                Backoff(attempt);
+                continue;
+            }
+            if (!response.IsSuccessStatusCode)
+            {
+                int code = (int)response.StatusCode;
+                response.Dispose();
+                throw new IOException($"HTTP {code} {response.ReasonPhrase} for {url}");
+            }
+            return response.Content.ReadAsStream();
         }
     }
+
+    private static void Backoff(int attempt) => Thread.Sleep(TimeSpan.FromMilliseconds(200 * Math.Pow(2, attempt - 1)));
 
     /// <summary>A shell command's stdout; a non-zero exit surfaces as an IOException carrying its stderr.</summary>
     private sealed class PipeStream : Stream

@@ -15,8 +15,17 @@ public static class WebDatasetReader
 {
     public static IEnumerable<WebDatasetSample> Read(Stream tar, string shard, DataIssues issues)
     {
-        using var reader = new TarReader(Decompressed(tar), leaveOpen: false);
+        Stream decompressed;
+        try { decompressed = Decompressed(tar); }
+        catch (IOException e)
+        {
+            issues.Report(DataIssueKind.ShardUnreadable, shard, null, e.Message);
+            tar.Dispose();
+            yield break;
+        }
+        using var reader = new TarReader(decompressed, leaveOpen: false);
         string? key = null;
+        int entries = 0;
         var files = new Dictionary<string, byte[]>();
         while (true)
         {
@@ -33,9 +42,11 @@ public static class WebDatasetReader
             }
             catch (Exception e) when (e is InvalidDataException or EndOfStreamException or FormatException or IOException)
             {
-                issues.Report(DataIssueKind.TruncatedTar, shard, null, $"{e.Message} (samples after this point are lost)");
+                if (entries == 0) issues.Report(DataIssueKind.ShardUnreadable, shard, null, e.Message);
+                else issues.Report(DataIssueKind.TruncatedTar, shard, null, $"{e.Message} (samples after this point are lost)");
                 break;
             }
+            entries++;
             if (entry is null) break;
             if (content is null) continue;
 

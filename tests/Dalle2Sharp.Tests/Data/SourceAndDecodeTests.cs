@@ -1,0 +1,176 @@
+using System.Net;
+using System.Net.Sockets;
+using Dalle2Sharp.Data;
+using SkiaSharp;
+
+namespace Dalle2Sharp.Tests.Data;
+
+public class SourceTests
+{
+    [Fact]
+    public void PipeSourceReadsTheCommandsOutput()
+    {
+        using var dir = new TestPaths.TempDir();
+        var (_, emb) = ShardBuilder.Dataset(dir.Path, shards: 2, perShard: 3);
+        var config = DataTestHelpers.Config($"pipe:cat {dir.Path}/{{}}.tar", emb, 2);
+        var (batches, warnings, _) = DataTestHelpers.ReadAll(config);
+        Assert.Empty(warnings);
+        Assert.Equal(6, batches.Sum(b => b.Count));
+    }
+
+    [Fact]
+    public void FailingPipeCommandIsReportedWithItsStderr()
+    {
+        using var dir = new TestPaths.TempDir();
+        var (_, emb) = ShardBuilder.Dataset(dir.Path, shards: 1, perShard: 3);
+        var config = DataTestHelpers.Config($"pipe:cat {dir.Path}/missing-{{}}.tar", emb, 1);
+        var (batches, warnings, issues) = DataTestHelpers.ReadAll(config);
+        Assert.Empty(batches);
+        Assert.Equal(1, issues[DataIssueKind.ShardUnreadable]);
+        var warning = Assert.Single(warnings);
+        Assert.Contains("pipe command failed (exit 1)", warning);
+        Assert.Contains("No such file", warning);
+    }
+
+    [Fact]
+    public void HttpSourceStreamsFromALocalServer()
+    {
+        using var dir = new TestPaths.TempDir();
+        var (_, emb) = ShardBuilder.Dataset(dir.Path, shards: 2, perShard: 3);
+        int port = FreePort();
+        using var listener = new HttpListener();
+        listener.Prefixes.Add($"http://127.0.0.1:{port}/");
+        listener.Start();
+        int served = 0;
+        var server = Task.Run(() =>
+        {
+            while (served < 3)
+            {
+                HttpListenerContext ctx;
+                try { ctx = listener.GetContext(); } catch (HttpListenerException) { return; }
+                var path = Path.Combine(dir.Path, ctx.Request.Url!.AbsolutePath.TrimStart('/'));
+                served++;
+                if (!File.Exists(path)) { ctx.Response.StatusCode = 404; ctx.Response.Close(); continue; }
+                var bytes = File.ReadAllBytes(path);
+                ctx.Response.ContentLength64 = bytes.Length;
+                ctx.Response.OutputStream.Write(bytes);
+                ctx.Response.Close();
+            }
+        });
+        var config = DataTestHelpers.Config($"http://127.0.0.1:{port}/{{}}.tar", emb, 3);
+        File.Copy(Path.Combine(emb, "img_emb_00000.npy"), Path.Combine(emb, "img_emb_00002.npy"));
+        var (batches, warnings, issues) = DataTestHelpers.ReadAll(config);
+        Assert.Equal(6, batches.Sum(b => b.Count));
+        Assert.Equal(1, issues[DataIssueKind.ShardUnreadable]);   // 00002.tar: 404
+        Assert.Contains(warnings, w => w.Contains("00002.tar") && w.Contains("404"));
+        listener.Stop();
+    }
+
+    private static int FreePort()
+    {
+        var l = new TcpListener(IPAddress.Loopback, 0);
+        l.Start();
+        int port = ((IPEndPoint)l.LocalEndpoint).Port;
+        l.Stop();
+        return port;
+    }
+}
+
+public class DecodeTests
+{
+    /// <summary>Inserts an EXIF APP1 segment with the given orientation right after the JPEG's SOI marker.</summary>
+    private static byte[] WithExifOrientation(byte[] jpeg, ushort orientation)
+    {
+        byte[] tiff = [(byte)'I', (byte)'I', 42, 0, 8, 0, 0, 0, 1, 0, 0x12, 0x01, 3, 0, 1, 0, 0, 0, (byte)orientation, 0, 0, 0, 0, 0, 0, 0];
+        byte[] payload = [.. "Exif\0\0"u8.ToArray(), .. tiff];
+        int length = payload.Length + 2;
+        return [0xff, 0xd8, 0xff, 0xe1, (byte)(length >> 8), (byte)length, .. payload, .. jpeg[2..]];
+    }
+
+    private static byte[] HalfRedHalfBlue(int w, int h)
+    {
+        var px = new byte[w * h * 3];
+        for (int y = 0; y < h; y++)
+            for (int x = 0; x < w; x++)
+            {
+                int i = (y * w + x) * 3;
+                if (x < w / 2) px[i] = 255; else px[i + 2] = 255;
+            }
+        return ImageDecoder.EncodeJpeg(new RgbImage(w, h, px), 95);
+    }
+
+    [Fact]
+    public void ExifOrientationIsApplied()
+    {
+        var plain = ImageDecoder.Decode(HalfRedHalfBlue(40, 20));
+        Assert.Equal((40, 20), (plain.Width, plain.Height));
+        // Orientation 6: shown rotated 90° clockwise, so the stored left (red) half is on top.
+        var rotated = ImageDecoder.Decode(WithExifOrientation(HalfRedHalfBlue(40, 20), 6));
+        Assert.Equal((20, 40), (rotated.Width, rotated.Height));
+        Assert.True(rotated.Pixels[(5 * 20 + 10) * 3] > 200 && rotated.Pixels[(5 * 20 + 10) * 3 + 2] < 50, "top should be red");
+        Assert.True(rotated.Pixels[(35 * 20 + 10) * 3 + 2] > 200, "bottom should be blue");
+        // Orientation 3: rotated 180°, red on the right.
+        var flipped = ImageDecoder.Decode(WithExifOrientation(HalfRedHalfBlue(40, 20), 3));
+        Assert.True(flipped.Pixels[(10 * 40 + 35) * 3] > 200);
+    }
+
+    [Fact]
+    public void GreyAndAlphaImagesBecomeRgb()
+    {
+        using (var grey = new SKBitmap(new SKImageInfo(8, 8, SKColorType.Gray8)))
+        {
+            grey.Erase(new SKColor(90, 90, 90));
+            using var data = grey.Encode(SKEncodedImageFormat.Jpeg, 95);
+            var img = ImageDecoder.Decode(data.ToArray());
+            Assert.Equal(8 * 8 * 3, img.Pixels.Length);
+            Assert.InRange(img.Pixels[0], 85, 95);
+            Assert.Equal(img.Pixels[0], img.Pixels[1]);
+        }
+        using (var rgba = new SKBitmap(new SKImageInfo(4, 4, SKColorType.Rgba8888, SKAlphaType.Unpremul)))
+        {
+            rgba.Erase(new SKColor(200, 100, 50, 128));
+            using var data = rgba.Encode(SKEncodedImageFormat.Png, 100);
+            var img = ImageDecoder.Decode(data.ToArray());
+            // PIL's convert("RGB") drops alpha without compositing: the colour stays.
+            Assert.Equal(new byte[] { 200, 100, 50 }, img.Pixels[..3]);
+        }
+    }
+
+    [Fact]
+    public void CorruptImageThrowsInvalidData() =>
+        Assert.Throws<InvalidDataException>(() => ImageDecoder.Decode([0xff, 0xd8, 0xff, 0xe0, 0, 0x10, 1]));
+}
+
+public class NpyTests
+{
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    [InlineData(3)]
+    public void ReadsFormatVersions(int version)
+    {
+        string header = "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }";
+        header += new string(' ', 64 - (header.Length + (version == 1 ? 10 : 12) + 1) % 64) + "\n";
+        using var ms = new MemoryStream();
+        ms.Write([0x93, (byte)'N', (byte)'U', (byte)'M', (byte)'P', (byte)'Y', (byte)version, 0]);
+        if (version == 1) ms.Write(BitConverter.GetBytes((ushort)header.Length));
+        else ms.Write(BitConverter.GetBytes((uint)header.Length));
+        ms.Write(System.Text.Encoding.ASCII.GetBytes(header));
+        foreach (var f in new float[] { 1, 2, 3, 4, 5, 6 }) ms.Write(BitConverter.GetBytes(f));
+        ms.Position = 0;
+        var array = Npy.Read(ms);
+        Assert.Equal(new long[] { 2, 3 }, array.Shape);
+        Assert.Equal(new float[] { 4, 5, 6 }, array.Row(1).ToArray());
+    }
+
+    [Fact]
+    public void Float16RoundTripsAndShortDataIsAnError()
+    {
+        using var ms = new MemoryStream();
+        Npy.Write(ms, [2, 2], [0.5f, -1.25f, 3f, 1024f], float16: true);
+        ms.Position = 0;
+        Assert.Equal(new float[] { 0.5f, -1.25f, 3f, 1024f }, Npy.Read(ms).Data);
+        var bytes = ms.ToArray();
+        Assert.Throws<InvalidDataException>(() => Npy.Read(new MemoryStream(bytes[..^2])));
+    }
+}
