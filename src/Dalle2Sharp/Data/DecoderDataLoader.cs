@@ -158,7 +158,8 @@ public sealed class DecoderDataLoader(IReadOnlyList<Shard> shards, DecoderDatase
         var sizes = samples.Select(s => (s.Image.shape[1], s.Image.shape[2])).Distinct().ToList();
         if (sizes.Count > 1)
             throw new UserInputException($"images of one batch have different sizes ({string.Join(", ", sizes.Select(s => $"{s.Item1}×{s.Item2}"))}): add a RandomResizedCrop, Resize + CenterCrop to data.preprocessing");
-        var images = stack(samples.Select(s => s.Image).ToArray());
+        using var scope = NewDisposeScope();
+        var images = stack(samples.Select(s => s.Image).ToArray()).MoveToOuterDisposeScope();
         foreach (var s in samples) s.Image.Dispose();
         Tensor? imageEmbeddings = samples[0].ImageEmbedding is null ? null
             : tensor(samples.SelectMany(s => s.ImageEmbedding!).ToArray()).reshape(samples.Count, -1);
@@ -174,6 +175,8 @@ public sealed class DecoderDataLoader(IReadOnlyList<Shard> shards, DecoderDatase
                 samples[i].TextEncoding!.Data.CopyTo(padded, i * length * dim);
             textEncodings = tensor(padded).reshape(samples.Count, length, dim);
         }
+        imageEmbeddings?.MoveToOuterDisposeScope();
+        textEncodings?.MoveToOuterDisposeScope();
         return new DecoderBatch(images, imageEmbeddings, textEncodings, samples.Select(s => s.Caption).ToArray(), samples.Select(s => s.Key).ToArray());
     }
 

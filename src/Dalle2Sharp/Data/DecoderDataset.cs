@@ -111,7 +111,7 @@ public sealed class DecoderDataset
         Tensor image;
         try
         {
-            image = _transforms.Apply(ImageDecoder.Decode(raw.Files[imageExt]), generator);
+            image = _transforms.Apply(raw.Files[imageExt], generator);
         }
         catch (Exception e) when (e is InvalidDataException or ArgumentException)
         {

@@ -17,25 +17,44 @@ public static class ImageDecoder
     {
         using var data = SKData.CreateCopy(encoded);
         using var codec = SKCodec.Create(data) ?? throw new InvalidDataException("not a decodable image");
-        var info = new SKImageInfo(codec.Info.Width, codec.Info.Height, SKColorType.Rgba8888, SKAlphaType.Unpremul);
+        // Full-size decode only: SkiaSharp 2.88.6's scaled JPEG decode (1/2, 1/4, 1/8) crashes natively.
+        var (rgba, info, result) = GetPixels(codec, codec.Info.Width, codec.Info.Height);
+        if (result == SKCodecResult.IncompleteInput) throw new InvalidDataException("image data is truncated");
+        if (result != SKCodecResult.Success) throw new InvalidDataException($"image decode failed: {result}");
+        return Orient(info.Width, info.Height, rgba, codec.EncodedOrigin);
+    }
+
+    private static (byte[] Rgba, SKImageInfo Info, SKCodecResult Result) GetPixels(SKCodec codec, int width, int height)
+    {
+        var info = new SKImageInfo(width, height, SKColorType.Rgba8888, SKAlphaType.Unpremul);
         var rgba = new byte[info.BytesSize];
         SKCodecResult result;
         unsafe
         {
             fixed (byte* p = rgba) result = codec.GetPixels(info, (IntPtr)p);
         }
-        if (result is not (SKCodecResult.Success or SKCodecResult.IncompleteInput))
-            throw new InvalidDataException($"image decode failed: {result}");
-        if (result == SKCodecResult.IncompleteInput) throw new InvalidDataException("image data is truncated");
-        return Orient(info.Width, info.Height, rgba, codec.EncodedOrigin);
+        return (rgba, info, result);
     }
+
+    private static bool Swaps(SKEncodedOrigin origin) =>
+        origin is SKEncodedOrigin.LeftTop or SKEncodedOrigin.RightTop or SKEncodedOrigin.RightBottom or SKEncodedOrigin.LeftBottom;
 
     /// <summary>Drops alpha and applies the EXIF orientation (the eight cases of SKEncodedOrigin).</summary>
     private static RgbImage Orient(int w, int h, byte[] rgba, SKEncodedOrigin origin)
     {
-        bool swap = origin is SKEncodedOrigin.LeftTop or SKEncodedOrigin.RightTop or SKEncodedOrigin.RightBottom or SKEncodedOrigin.LeftBottom;
+        bool swap = Swaps(origin);
         int outW = swap ? h : w, outH = swap ? w : h;
         var rgb = new byte[outW * outH * 3];
+        if (origin is SKEncodedOrigin.TopLeft or SKEncodedOrigin.Default)
+        {
+            for (int src = 0, dst = 0; dst < rgb.Length; src += 4, dst += 3)
+            {
+                rgb[dst] = rgba[src];
+                rgb[dst + 1] = rgba[src + 1];
+                rgb[dst + 2] = rgba[src + 2];
+            }
+            return new RgbImage(outW, outH, rgb);
+        }
         for (int y = 0; y < outH; y++)
         {
             for (int x = 0; x < outW; x++)

@@ -14,19 +14,36 @@ public sealed class ImageTransforms(PreprocessingConfig config)
 {
     public Tensor Apply(RgbImage image, Generator? generator = null)
     {
-        var x = tensor(image.Pixels, dtype: ScalarType.Byte).reshape(image.Height, image.Width, 3).permute(2, 0, 1).to(float32);
+        // The scope keeps every temporary referenced until the result is out: a temporary that only
+        // native code still uses could otherwise be finalised mid-call by a GC on another thread.
+        using var scope = NewDisposeScope();
+        return Transform(ToTensor(image), config.Steps, generator).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Decodes (see <see cref="ImageDecoder"/>) and transforms.</summary>
+    public Tensor Apply(byte[] encoded, Generator? generator = null) => Apply(ImageDecoder.Decode(encoded), generator);
+
+    private static Tensor ToTensor(RgbImage image) =>
+        tensor(image.Pixels, dtype: ScalarType.Byte).reshape(image.Height, image.Width, 3).permute(2, 0, 1).to(float32);
+
+    private static Tensor Crop(Tensor x, (int Top, int Left, int Height, int Width) crop, RandomResizedCropConfig c, bool scaled)
+    {
+        var (oh, ow) = Size2(c.Size);
+        int top = Math.Min(crop.Top, (int)x.shape[1] - 1), left = Math.Min(crop.Left, (int)x.shape[2] - 1);
+        int bottom = Math.Min(top + crop.Height, (int)x.shape[1]), right = Math.Min(left + crop.Width, (int)x.shape[2]);
+        return Resize(x[.., top..bottom, left..right], oh, ow, c.Interpolation, c.Antialias, scaled);
+    }
+
+    private static Tensor Transform(Tensor x, IEnumerable<TransformConfig> steps, Generator? generator)
+    {
         bool scaled = false;
-        foreach (var step in config.Steps)
+        foreach (var step in steps)
         {
             switch (step)
             {
                 case RandomResizedCropConfig c:
-                {
-                    var (top, left, h, w) = RandomResizedCropParams(x.shape[1], x.shape[2], c.Scale, c.Ratio, generator);
-                    var (oh, ow) = Size2(c.Size);
-                    x = Resize(x[.., top..(top + h), left..(left + w)], oh, ow, c.Interpolation, c.Antialias, scaled);
+                    x = Crop(x, RandomResizedCropParams(x.shape[1], x.shape[2], c.Scale, c.Ratio, generator), c, scaled);
                     break;
-                }
                 case RandomHorizontalFlipConfig f:
                     if (rand(1, generator: generator).item<float>() < f.P) x = x.flip(-1);
                     break;
