@@ -153,3 +153,22 @@ public class DataPipelineTests
         Assert.Equal(50, batches.Sum(b => b.Count));
     }
 }
+
+public class TextEmbeddingTests
+{
+    [Fact]
+    public void PerTokenTextEncodingsAreBatchedPadded()
+    {
+        using var dir = new TestPaths.TempDir();
+        var (pattern, emb) = ShardBuilder.Dataset(dir.Path, shards: 1, perShard: 4);
+        var text = Directory.CreateDirectory(Path.Combine(dir.Path, "text_emb")).FullName;
+        var values = new float[4 * 3 * 2];
+        for (int i = 0; i < values.Length; i++) values[i] = i + 1;
+        using (var f = File.Create(Path.Combine(text, "text_emb_00000.npy"))) Npy.Write(f, [4, 3, 2], values);
+        var config = DataTestHelpers.Config(pattern, emb, 1);
+        config.TextEmbeddingsUrl = text;
+        var batch = Assert.Single(DataTestHelpers.ReadAll(config, new LoaderOptions { BatchSize = 4, NumWorkers = 1 }).Batches);
+        Assert.Equal(new long[] { 4, 3, 2 }, batch.TextEncodings!.shape);
+        Assert.Equal(new float[] { 7, 8, 9, 10, 11, 12 }, batch.TextEncodings[1].flatten().data<float>().ToArray());
+    }
+}
