@@ -18,6 +18,8 @@ public sealed record SampleOptions
     /// <summary>Image in [0, 1] to upsample from when starting after the first unet.</summary>
     public Tensor? StartImage { get; init; }
     public Generator? Generator { get; init; }
+    /// <summary>Unets to sample with instead of the decoder's own (e.g. their EMA copies); index = unet number − 1.</summary>
+    public IReadOnlyList<Unet>? Unets { get; init; }
 }
 
 /// <summary>
@@ -175,7 +177,7 @@ public sealed class Decoder : nn.Module
             for (int number = start; number <= stop; number++)
             {
                 int i = number - 1;
-                var unet = unets[i];
+                var unet = options.Unets?[i] ?? unets[i];
                 var d = Denoisers[i];
                 int size = ImageSizes[i];
                 Tensor? lowres = null, lowresNoise = null;
