@@ -1,0 +1,215 @@
+using System.Collections;
+using System.Collections.Specialized;
+using Dalle2Sharp.Models;
+using TorchSharp;
+using TorchSharp.Modules;
+using TorchSharp.PyBridge;
+using static TorchSharp.torch;
+
+namespace Dalle2Sharp.Training;
+
+/// <summary>
+/// Checkpoints as PyTorch pickles in DALLE2-pytorch's layout (spec Appendix B): `model` (decoder
+/// state dict), `version`, `steps`, `optim{i}` / `sched{i}` (PyTorch's AdamW and LambdaLR state-dict
+/// shapes), `ema` (`{i}.initted`, `{i}.step`, `{i}.online_model.*`, `{i}.ema_model.*`) and any extras
+/// (epoch, sample, config, ...). Written atomically: a temporary file in the same folder, flushed to
+/// disk, then renamed over the target, so a kill at any instant leaves the previous good file.
+/// </summary>
+public static class Checkpoint
+{
+    /// <summary>The upstream version whose layout these files follow (upstream compares it on load).</summary>
+    public const string UpstreamVersion = "1.15.6";
+
+    public static void Save(string path, DecoderTrainer trainer, IDictionary<string, object?>? extras = null)
+    {
+        var root = new OrderedDictionary
+        {
+            ["model"] = StateDict(trainer.Decoder),
+            ["version"] = UpstreamVersion,
+            ["steps"] = tensor(trainer.Steps),
+        };
+        for (int i = 0; i < trainer.Decoder.NumUnets; i++)
+        {
+            var optimizer = trainer.Optimizer(i + 1);
+            root[$"optim{i}"] = optimizer is null ? null : OptimizerState(optimizer);
+            root[$"sched{i}"] = optimizer is null ? null : SchedulerState(optimizer, trainer.Steps[i]);
+        }
+        if (trainer.Ema is { } ema)
+        {
+            var emaState = new OrderedDictionary();
+            for (int i = 0; i < ema.Count; i++)
+                foreach (var (key, value) in ema[i].state_dict()) emaState[$"{i}.{key}"] = value;
+            root["ema"] = emaState;
+        }
+        if (extras is not null)
+            foreach (var (key, value) in extras) root[key] = value;
+        WriteAtomically(path, stream => PyTorchPickler.PickleStateDict(stream, root, leaveOpen: true));
+    }
+
+    /// <summary>
+    /// Loads a checkpoint (ours or DALLE2-pytorch's), a `model`-type file, or a plain decoder state
+    /// dict. Model weights must match the decoder's keys and shapes exactly; otherwise the error lists
+    /// what is missing, unexpected or of another shape. Returns the file's top-level entries.
+    /// </summary>
+    public static Hashtable Load(string path, DecoderTrainer trainer, bool onlyModel = false)
+    {
+        Hashtable root;
+        try { root = PyTorchUnpickler.UnpickleStateDict(path); }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            throw new UserInputException($"{path} is not a readable PyTorch checkpoint: {e.Message}", e);
+        }
+        var model = root["model"] as IDictionary ?? (root.Values.Cast<object?>().All(v => v is Tensor) ? root : null)
+            ?? throw new UserInputException($"{path} has neither a 'model' entry nor plain weights");
+        LoadInto(trainer.Decoder, model, path);
+        if (root["steps"] is Tensor steps)
+            for (int i = 0; i < trainer.Steps.Length && i < steps.numel(); i++) trainer.Steps[i] = steps[i].item<long>();
+        if (onlyModel) return root;
+
+        for (int i = 0; i < trainer.Decoder.NumUnets; i++)
+            if (trainer.Optimizer(i + 1) is { } optimizer && root[$"optim{i}"] is Hashtable state)
+                LoadOptimizerState(optimizer, state, path, i);
+        if (trainer.Ema is { } ema && root["ema"] is IDictionary emaState)
+            for (int i = 0; i < ema.Count; i++)
+                LoadInto(ema[i], Prefixed(emaState, $"{i}."), path);
+        else if (trainer.Ema is { } ema2 && root.ContainsKey("optim0"))
+            throw new UserInputException($"{path} has no 'ema' entry, but train.use_ema is true");
+        return root;
+    }
+
+    private static OrderedDictionary StateDict(nn.Module module)
+    {
+        var dict = new OrderedDictionary();
+        foreach (var (key, value) in module.state_dict()) dict[key] = value;
+        return dict;
+    }
+
+    private static IDictionary Prefixed(IDictionary source, string prefix)
+    {
+        var result = new Hashtable();
+        foreach (DictionaryEntry e in source)
+            if (e.Key is string k && k.StartsWith(prefix, StringComparison.Ordinal)) result[k[prefix.Length..]] = e.Value;
+        return result;
+    }
+
+    private static void LoadInto(nn.Module module, IDictionary source, string path)
+    {
+        var target = module.state_dict();
+        var problems = new List<string>();
+        foreach (var key in target.Keys.Where(k => !source.Contains(k))) problems.Add($"missing {key}");
+        foreach (var key in source.Keys.Cast<string>().Where(k => !target.ContainsKey(k))) problems.Add($"unexpected {key}");
+        foreach (var (key, tensorValue) in target)
+            if (source[key] is Tensor given && !given.shape.SequenceEqual(tensorValue.shape))
+                problems.Add($"{key}: checkpoint [{string.Join(", ", given.shape)}], model [{string.Join(", ", tensorValue.shape)}]");
+        if (problems.Count > 0)
+            throw new UserInputException($"{path} does not fit this model ({problems.Count} mismatches): " +
+                string.Join("; ", problems.Take(20)) + (problems.Count > 20 ? $"; … {problems.Count - 20} more" : ""));
+        using var _ = no_grad();
+        foreach (var (key, tensorValue) in target)
+            tensorValue.copy_(((Tensor)source[key]!).to(tensorValue.dtype));
+    }
+
+    /// <summary>PyTorch's AdamW state_dict: per-parameter moments keyed by index across groups, then the groups.</summary>
+    private static Hashtable OptimizerState(OptimizerHelper optimizer)
+    {
+        var sd = optimizer.state_dict();
+        var state = new Hashtable();
+        for (int index = 0; index < sd.State.Count; index++)
+        {
+            switch (sd.State[index])
+            {
+                case AdamW.State s when s.step > 0:
+                    state[index] = new Hashtable { ["step"] = tensor((float)s.step), ["exp_avg"] = s.exp_avg, ["exp_avg_sq"] = s.exp_avg_sq };
+                    break;
+                case Adam.State s when s.step > 0:
+                    state[index] = new Hashtable { ["step"] = tensor((float)s.step), ["exp_avg"] = s.exp_avg, ["exp_avg_sq"] = s.exp_avg_sq };
+                    break;
+            }
+        }
+        var groups = new ArrayList();
+        int next = 0;
+        foreach (var group in optimizer.ParamGroups.Cast<ParamGroup>())
+        {
+            int count = group.Parameters.Count();
+            var (betas, eps, wd) = group switch
+            {
+                AdamW.ParamGroup g => ((g.Options.beta1 ?? 0.9, g.Options.beta2 ?? 0.99), g.Options.eps ?? 1e-8, g.Options.weight_decay ?? 0.0),
+                Adam.ParamGroup g => ((g.Options.beta1 ?? 0.9, g.Options.beta2 ?? 0.99), g.Options.eps ?? 1e-8, g.Options.weight_decay ?? 0.0),
+                _ => ((0.9, 0.99), 1e-8, 0.0),
+            };
+            groups.Add(new Hashtable
+            {
+                ["lr"] = group.LearningRate, ["betas"] = new object[] { betas.Item1, betas.Item2 }, ["eps"] = eps, ["weight_decay"] = wd,
+                ["amsgrad"] = false, ["maximize"] = false, ["foreach"] = null, ["capturable"] = false, ["differentiable"] = false, ["fused"] = null,
+                ["initial_lr"] = group.InitialLearningRate,
+                ["params"] = new ArrayList(Enumerable.Range(next, count).ToArray()),
+            });
+            next += count;
+        }
+        return new Hashtable { ["state"] = state, ["param_groups"] = groups };
+    }
+
+    private static void LoadOptimizerState(OptimizerHelper optimizer, Hashtable saved, string path, int unet)
+    {
+        var sd = optimizer.state_dict();
+        var state = saved["state"] as IDictionary ?? new Hashtable();
+        using var _ = no_grad();
+        for (int index = 0; index < sd.State.Count; index++)
+        {
+            object? key = state.Contains(index) ? index : state.Contains((long)index) ? (long)index : null;
+            if (key is null || state[key] is not IDictionary entry) continue;
+            long step = entry["step"] switch { Tensor t => (long)t.item<float>(), IConvertible c => c.ToInt64(null), _ => 0 };
+            var expAvg = (Tensor)entry["exp_avg"]!;
+            var expAvgSq = (Tensor)entry["exp_avg_sq"]!;
+            switch (sd.State[index])
+            {
+                case AdamW.State s:
+                    s.step = step;
+                    s.exp_avg.copy_(expAvg);
+                    s.exp_avg_sq.copy_(expAvgSq);
+                    break;
+                case Adam.State s:
+                    s.step = step;
+                    s.exp_avg.copy_(expAvg);
+                    s.exp_avg_sq.copy_(expAvgSq);
+                    break;
+                default:
+                    throw new UserInputException($"{path}: optim{unet} holds state this optimizer cannot take");
+            }
+        }
+    }
+
+    /// <summary>LambdaLR (constant factor 1) state, as upstream's scheduler saves it.</summary>
+    private static Hashtable SchedulerState(OptimizerHelper optimizer, long steps)
+    {
+        var lrs = new ArrayList(optimizer.ParamGroups.Select(g => (object)g.InitialLearningRate).ToArray());
+        return new Hashtable
+        {
+            ["base_lrs"] = lrs, ["last_epoch"] = (int)steps, ["_step_count"] = (int)steps + 1, ["verbose"] = false,
+            ["_get_lr_called_within_step"] = false, ["_last_lr"] = new ArrayList(optimizer.ParamGroups.Select(g => (object)g.LearningRate).ToArray()),
+            ["lr_lambdas"] = new ArrayList(lrs.Cast<object>().Select(_ => (object?)null).ToArray()),
+        };
+    }
+
+    /// <summary>Temp file in the target's folder → flush to disk → rename: readers see the old file or the new one, never half of one.</summary>
+    public static void WriteAtomically(string path, Action<Stream> write)
+    {
+        var folder = Path.GetDirectoryName(Path.GetFullPath(path))!;
+        Directory.CreateDirectory(folder);
+        var temp = Path.Combine(folder, $".{Path.GetFileName(path)}.{Environment.ProcessId}.tmp");
+        try
+        {
+            using (var stream = new FileStream(temp, FileMode.Create, FileAccess.Write, FileShare.None))
+            {
+                write(stream);
+                stream.Flush(flushToDisk: true);
+            }
+            File.Move(temp, path, overwrite: true);
+        }
+        catch
+        {
+            try { File.Delete(temp); } catch (IOException) { }
+            throw;
+        }
+    }
+}
