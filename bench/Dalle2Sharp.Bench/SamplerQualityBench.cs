@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Text.Json.Nodes;
 using Dalle2Sharp.Config;
+using Dalle2Sharp.Data;
 using Dalle2Sharp.Diffusion;
 using Dalle2Sharp.Models;
 using TorchSharp;

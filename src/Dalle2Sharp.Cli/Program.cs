@@ -20,6 +20,10 @@ public static class Program
                 Console.Error.WriteLine($"error: {e.Message}");
                 return e is CommandAppException ? ExitCodes.BadInput : ExitCodes.Failure;
             });
+            c.AddCommand<TrainDecoderCommand>("train-decoder")
+                .WithDescription("Train the decoder from a config: epochs of training, validation, sample grids and checkpoints.");
+            c.AddCommand<QuickstartCommand>("quickstart")
+                .WithDescription("Generate the small shapes dataset (first run only) and train on it with configs/quickstart.json.");
             c.AddBranch("config", config =>
             {
                 config.SetDescription("Check, resolve and describe decoder training configs.");

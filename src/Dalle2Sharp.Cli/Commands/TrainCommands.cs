@@ -1,0 +1,48 @@
+using System.ComponentModel;
+using Dalle2Sharp.Config;
+using Dalle2Sharp.Data;
+using Dalle2Sharp.Training;
+using Spectre.Console.Cli;
+
+namespace Dalle2Sharp.Cli.Commands;
+
+public sealed class TrainDecoderSettings : CommandSettings
+{
+    [CommandOption("-c|--config <FILE>")]
+    [Description("Decoder training config (DALLE2-pytorch's format).")]
+    public string Config { get; set; } = "";
+
+    public override Spectre.Console.ValidationResult Validate() =>
+        string.IsNullOrEmpty(Config) ? Spectre.Console.ValidationResult.Error("--config FILE is required") : Spectre.Console.ValidationResult.Success();
+}
+
+public sealed class TrainDecoderCommand : Command<TrainDecoderSettings>
+{
+    public override int Execute(CommandContext context, TrainDecoderSettings settings, CancellationToken cancellationToken) =>
+        ExitCodes.Run(() => new TrainDecoderLoop(ConfigLoader.LoadFile(settings.Config)).Run(settings.Config, cancellationToken));
+}
+
+public sealed class QuickstartSettings : CommandSettings
+{
+    [CommandOption("--config <FILE>")]
+    [Description("Config to train with (default configs/quickstart.json).")]
+    public string Config { get; set; } = "configs/quickstart.json";
+}
+
+/// <summary>Generates the quickstart dataset (once, deterministically) and trains on it.</summary>
+public sealed class QuickstartCommand : Command<QuickstartSettings>
+{
+    public override int Execute(CommandContext context, QuickstartSettings settings, CancellationToken cancellationToken) =>
+        ExitCodes.Run(() =>
+        {
+            var config = ConfigLoader.LoadFile(settings.Config);
+            var folder = Path.GetDirectoryName(config.Data.WebdatasetBaseUrl)!;
+            int shards = (int)(config.Data.EndShard - config.Data.StartShard + 1);
+            if (!File.Exists(Path.Combine(folder, $"{config.Data.EndShard:D5}.tar")))
+            {
+                Console.WriteLine($"writing the quickstart dataset to {folder}: {shards} shards × 640 images of coloured shapes with stand-in embeddings …");
+                SyntheticShapes.WriteDataset(folder, shards, perShard: 640, size: config.Decoder.ImageSizes?[0] ?? config.Decoder.ImageSize!.Value);
+            }
+            new TrainDecoderLoop(config).Run(settings.Config, cancellationToken);
+        });
+}

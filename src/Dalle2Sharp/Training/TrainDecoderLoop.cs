@@ -1,0 +1,240 @@
+using System.Diagnostics;
+using Dalle2Sharp.Config;
+using Dalle2Sharp.Data;
+using Dalle2Sharp.Diffusion;
+using Dalle2Sharp.Models;
+using Dalle2Sharp.Runtime;
+using Dalle2Sharp.Tracking;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Dalle2Sharp.Training;
+
+/// <summary>
+/// `dalle2 train-decoder`: upstream's train_decoder.py loop — epochs of train → validation →
+/// samples and checkpoints — with the tracker's logging, loading and saving (spec §6).
+/// </summary>
+public sealed class TrainDecoderLoop
+{
+    /// <summary>Consecutive non-finite losses after which training stops instead of going on.</summary>
+    public const int MaxConsecutiveNonFinite = 20;
+
+    private readonly TrainDecoderConfig _config;
+    private readonly Action<string> _print;
+
+    public TrainDecoderLoop(TrainDecoderConfig config, Action<string>? print = null)
+    {
+        _config = config;
+        _print = print ?? Console.WriteLine;
+    }
+
+    public void Run(string? configPath = null, CancellationToken cancel = default)
+    {
+        var c = _config;
+        if (c.Decoder.Clip is { } clip)
+            throw new UserInputException($"decoder.clip: CLIP weights ({clip.Make} {clip.Model}) are not available yet; " +
+                                         "precompute image embeddings (clip-retrieval) and give data.img_embeddings_url instead");
+        if (c.Evaluate.FID is not null || c.Evaluate.IS is not null || c.Evaluate.KID is not null || c.Evaluate.LPIPS is not null)
+            _print("note: evaluate metrics (FID, IS, KID, LPIPS) are not available yet; the evaluation phase is skipped");
+        var device = Devices.Resolve(c.Train.Device);
+        manual_seed(c.Seed);
+
+        string? resumeFrom = ResumeSource(c.Tracker);
+        using var tracker = RunTracker.Start(c.Tracker, resuming: resumeFrom is not null, _print);
+        if (configPath is not null) File.Copy(configPath, Path.Combine(tracker.DataPath, "decoder_config.json"), overwrite: true);
+
+        var splits = ShardSpec.Split(c.Data, c.Seed);
+        var issues = new DataIssues(w => _print($"warning: {w}"));
+        var dataset = new DecoderDataset(c.Data, issues, requireImageEmbedding: !c.Decoder.Unconditional);
+
+        using var decoder = new Decoder(c.Decoder);
+        decoder.to(device);
+        using var trainer = new DecoderTrainer(decoder, c.Train);
+        var unetNumbers = Enumerable.Range(1, decoder.NumUnets).Where(u => trainer.Trained[u - 1]).ToArray();
+        _print($"decoder: {decoder.NumUnets} unet(s), {decoder.parameters().Sum(p => p.numel()):N0} parameters; training unet(s) {string.Join(", ", unetNumbers)} on {device}; " +
+               $"shards train {splits.Train.Count} / val {splits.Val.Count} / test {splits.Test.Count}");
+
+        int startEpoch = 0;
+        long samplesSeen = 0;
+        var validationHistory = new List<double>();
+        if (resumeFrom is not null)
+        {
+            var root = Checkpoint.Load(resumeFrom, trainer);
+            startEpoch = Convert.ToInt32(root["epoch"] ?? 0) + (root["next_task"] as string == "train" ? 0 : 1);
+            samplesSeen = Convert.ToInt64(root["samples_seen"] ?? 0L);
+            if (root["validation_losses"] is System.Collections.IList losses)
+                validationHistory.AddRange(losses.Cast<object>().Select(v => v is Tensor t ? t.item<float>() : Convert.ToDouble(v)));
+            _print($"resumed from {resumeFrom}: epoch {startEpoch}, {samplesSeen} samples seen, steps [{string.Join(", ", trainer.Steps)}]");
+        }
+
+        var generator = new Generator((ulong)c.Seed + 1, device);
+        var condScale = c.Train.CondScale.Expand(decoder.NumUnets);
+        long nextSaveAt = samplesSeen + c.Train.SaveEveryNSamples;
+        for (int epoch = startEpoch; epoch < c.Train.Epochs && !cancel.IsCancellationRequested; epoch++)
+        {
+            // ---- train
+            var clock = Stopwatch.StartNew();
+            long epochSamples = 0, step = 0, lastLogSamples = 0;
+            var lastLogTime = clock.Elapsed;
+            var loader = new DecoderDataLoader(splits.Train, dataset, new LoaderOptions
+            {
+                BatchSize = c.Data.BatchSize, NumWorkers = c.Data.NumWorkers, Shuffle = c.Data.ShuffleTrain, Resample = c.Data.ResampleTrain,
+                MaxSamples = c.Train.EpochSamples, Seed = c.Seed, Epoch = epoch,
+            });
+            var lastLoss = new Dictionary<int, double>();
+            foreach (var batch in loader)
+            {
+                using (batch)
+                {
+                    if (cancel.IsCancellationRequested) break;
+                    var images = batch.Images.to(device);
+                    var embeds = batch.ImageEmbeddings?.to(device);
+                    var text = batch.TextEncodings?.to(device);
+                    foreach (var unet in unetNumbers)
+                    {
+                        var result = trainer.Step(images, embeds, text, unet, generator);
+                        lastLoss[unet] = result.Loss;
+                        if (trainer.ConsecutiveNonFinite >= MaxConsecutiveNonFinite)
+                            throw new InvalidOperationException($"{trainer.ConsecutiveNonFinite} non-finite losses in a row (unet {unet}, step {trainer.Steps[unet - 1]}): " +
+                                                                "stopping; the last good checkpoint is kept. Lower train.lr or check the data.");
+                    }
+                    epochSamples += batch.Count;
+                    samplesSeen += batch.Count;
+                    step++;
+                    if (step % 10 == 0) GC.Collect();
+                    if (step % 10 == 0)
+                    {
+                        var now = clock.Elapsed;
+                        var record = new Dictionary<string, object?>
+                        {
+                            ["Epoch"] = epoch, ["Sample"] = epochSamples, ["Step"] = step, ["Samples Seen"] = samplesSeen,
+                            ["Samples per second"] = Math.Round((epochSamples - lastLogSamples) / (now - lastLogTime).TotalSeconds, 2),
+                        };
+                        foreach (var unet in unetNumbers)
+                        {
+                            record[$"Unet {unet} Training Loss"] = lastLoss.GetValueOrDefault(unet);
+                            if (trainer.Ema is { } ema) record[$"Unet {unet} EMA Decay"] = Math.Round(ema[unet - 1].CurrentDecay(), 5);
+                        }
+                        record["Skipped non-finite steps"] = trainer.SkippedNonFinite;
+                        record["Data issues"] = issues.Total;
+                        tracker.Log(record);
+                        (lastLogSamples, lastLogTime) = (epochSamples, now);
+                    }
+                    if (samplesSeen >= nextSaveAt)
+                    {
+                        nextSaveAt = samplesSeen + c.Train.SaveEveryNSamples;
+                        Save(tracker, trainer, epoch, epochSamples, "train", validationHistory, samplesSeen, isBest: false);
+                    }
+                }
+            }
+
+            // ---- validation
+            var valLoader = new DecoderDataLoader(splits.Val, dataset, new LoaderOptions
+            {
+                BatchSize = c.Data.BatchSize, NumWorkers = c.Data.NumWorkers, MaxSamples = c.Train.ValidationSamples, Seed = c.Seed, Epoch = epoch,
+            });
+            var sums = unetNumbers.ToDictionary(u => u, _ => 0.0);
+            long valSamples = 0;
+            var valGenerator = new Generator((ulong)c.Seed + 7, device);
+            foreach (var batch in valLoader)
+            {
+                using (batch)
+                {
+                    foreach (var unet in unetNumbers)
+                        sums[unet] += trainer.Loss(batch.Images.to(device), batch.ImageEmbeddings?.to(device), batch.TextEncodings?.to(device), unet, valGenerator) * batch.Count;
+                    valSamples += batch.Count;
+                }
+            }
+            double meanValidation = double.NaN;
+            if (valSamples > 0)
+            {
+                var record = new Dictionary<string, object?> { ["Epoch"] = epoch, ["Validation samples"] = valSamples };
+                foreach (var unet in unetNumbers) record[$"Unet {unet} Validation Loss"] = sums[unet] / valSamples;
+                meanValidation = unetNumbers.Average(u => sums[u] / valSamples);
+                tracker.Log(record);
+            }
+
+            // ---- samples and checkpoints
+            SampleGrids(tracker, trainer, dataset, splits, epoch, condScale, device);
+            bool isBest = double.IsFinite(meanValidation) && (validationHistory.Count == 0 || meanValidation < validationHistory.Where(double.IsFinite).DefaultIfEmpty(double.MaxValue).Min());
+            if (double.IsFinite(meanValidation)) validationHistory.Add(meanValidation);
+            Save(tracker, trainer, epoch, epochSamples, "train", validationHistory, samplesSeen, isBest, epochEnd: true);
+            var counts = issues.Snapshot().Where(kv => kv.Value > 0).ToDictionary(kv => $"data {kv.Key}", kv => (object?)kv.Value);
+            if (counts.Count > 0) tracker.Log(counts);
+            _print($"epoch {epoch} done in {clock.Elapsed.TotalSeconds:F0} s: {epochSamples} samples, mean validation loss {meanValidation:F5}{(isBest ? " (best)" : "")}");
+        }
+    }
+
+    private string? ResumeSource(TrackerConfig t)
+    {
+        string? auto = t.Log.AutoResume ? RunTracker.LastCheckpoint(Path.GetFullPath(t.DataPath)) : null;
+        if (auto is not null) return auto;
+        if (t.Load is not { LoadFrom: { } from } load || load.OnlyAutoResume) return null;
+        if (from == "local")
+        {
+            if (!File.Exists(load.FilePath)) throw new UserInputException($"tracker.load.file_path {load.FilePath} does not exist");
+            return load.FilePath;
+        }
+        if (from == "url")
+        {
+            var target = Path.Combine(Path.GetFullPath(t.DataPath), "loaded_checkpoint.pth");
+            Directory.CreateDirectory(Path.GetDirectoryName(target)!);
+            _print($"downloading {load.Url} …");
+            using var source = ShardStreams.Open(load.Url!);
+            Checkpoint.WriteAtomically(target, s => source.CopyTo(s));
+            return target;
+        }
+        return null;
+    }
+
+    private void SampleGrids(RunTracker tracker, DecoderTrainer trainer, DecoderDataset dataset, ShardSplits splits, int epoch, IReadOnlyList<double> condScale, Device device)
+    {
+        int n = _config.Train.NSampleImages;
+        if (n <= 0) return;
+        foreach (var (name, shards) in new[] { ("train", splits.Train), ("test", splits.Test) })
+        {
+            if (shards.Count == 0) continue;
+            using var scope = NewDisposeScope();
+            var batch = new DecoderDataLoader(shards, dataset, new LoaderOptions { BatchSize = n, NumWorkers = 1, MaxSamples = n, Seed = _config.Seed }).FirstOrDefault();
+            if (batch is null) continue;
+            using (batch)
+            {
+                var images = trainer.Sample(batch.ImageEmbeddings?.to(device), batch.TextEncodings?.to(device),
+                    new SampleOptions { CondScale = condScale, Generator = new Generator((ulong)_config.Seed + 11, device) });
+                var path = Path.Combine(tracker.DataPath, "samples", $"epoch{epoch:D3}_{name}.png");
+                SampleGrid.Save(path, batch.Images, images.cpu());
+                tracker.Print($"sample grid: {path} (top: real, bottom: generated)");
+            }
+        }
+    }
+
+    private void Save(RunTracker tracker, DecoderTrainer trainer, int epoch, long sample, string nextTask, List<double> validation, long samplesSeen, bool isBest, bool epochEnd = false)
+    {
+        var checkpoint = Path.Combine(tracker.DataPath, "checkpoint.pth");
+        var extras = new Dictionary<string, object?>
+        {
+            ["epoch"] = epoch, ["sample"] = sample, ["next_task"] = epochEnd ? "train" : nextTask,
+            ["validation_losses"] = new System.Collections.ArrayList(validation.Cast<object>().ToArray()),
+            ["samples_seen"] = samplesSeen, ["completed_epochs"] = epochEnd ? epoch + 1 : epoch,
+        };
+        // An epoch-end checkpoint resumes at the next epoch; a mid-epoch one restarts the epoch.
+        if (epochEnd) extras["epoch"] = epoch + 1;
+        Checkpoint.Save(checkpoint, trainer, extras);
+        tracker.RecordCheckpoint(checkpoint);
+        foreach (var saver in _config.Tracker.Save)
+        {
+            var args = new Dictionary<string, object> { ["epoch"] = epoch, ["sample"] = sample, ["samples_seen"] = samplesSeen };
+            if (saver.SaveLatestTo is { } latest) Copy(checkpoint, Template(latest, args));
+            if (isBest && saver.SaveBestTo is { } best) Copy(checkpoint, Template(best, args));
+        }
+        tracker.Print($"saved {checkpoint}{(isBest ? " (best)" : "")}");
+    }
+
+    private static void Copy(string from, string to) => Checkpoint.WriteAtomically(to, s => { using var src = File.OpenRead(from); src.CopyTo(s); });
+
+    private static string Template(string template, IReadOnlyDictionary<string, object> args)
+    {
+        foreach (var (k, v) in args) template = template.Replace("{" + k + "}", v.ToString());
+        return template;
+    }
+}

@@ -1,0 +1,95 @@
+using System.Text.Json.Nodes;
+using Dalle2Sharp.Config;
+using Dalle2Sharp.Data;
+using Dalle2Sharp.Training;
+
+namespace Dalle2Sharp.Tests.Training;
+
+public class TrainDecoderLoopTests
+{
+    private static TrainDecoderConfig TinyRun(string root, int epochs = 2, bool autoResume = false, string? extraLog = null)
+    {
+        var json = $$"""
+        {
+          "seed": 3,
+          "decoder": {
+            "unets": [{ "dim": 8, "image_embed_dim": 32, "cond_dim": 8, "dim_mults": [1, 2], "attn_dim_head": 8, "attn_heads": 2, "resnet_groups": 4, "num_resnet_blocks": 1 }],
+            "image_sizes": [16], "timesteps": 20, "sample_timesteps": 2, "sampler": "dpmpp"
+          },
+          "data": {
+            "webdataset_base_url": "{{root}}/shards/{}.tar", "img_embeddings_url": "{{root}}/shards/img_emb",
+            "num_workers": 2, "batch_size": 4, "start_shard": 0, "end_shard": 4, "shard_width": 5,
+            "splits": { "train": 0.6, "val": 0.2, "test": 0.2 }, "preprocessing": { "ToTensor": true }
+          },
+          "train": { "epochs": {{epochs}}, "lr": 1e-3, "epoch_samples": 48, "validation_samples": 8, "n_sample_images": 2, "device": "cpu", "save_every_n_samples": 40 },
+          "evaluate": {},
+          "tracker": {
+            "data_path": "{{root}}/run", "log": { "log_type": "console", "auto_resume": {{(autoResume ? "true" : "false")}} {{extraLog}} },
+            "save": { "save_to": "local", "save_latest_to": "{{root}}/saved/latest.pth", "save_best_to": "{{root}}/saved/best.pth" }
+          }
+        }
+        """;
+        return ConfigLoader.Parse(json);
+    }
+
+    [Fact]
+    public void RunsEpochsAndLeavesCheckpointsGridsAndMetricsThenResumes()
+    {
+        using var dir = new TestPaths.TempDir();
+        SyntheticShapes.WriteDataset(Path.Combine(dir.Path, "shards"), shards: 5, perShard: 24, size: 16);
+        var lines = new List<string>();
+        new TrainDecoderLoop(TinyRun(dir.Path), lines.Add).Run();
+
+        Assert.True(File.Exists(dir.File("run/checkpoint.pth")));
+        Assert.True(File.Exists(dir.File("saved/latest.pth")));
+        Assert.True(File.Exists(dir.File("saved/best.pth")));
+        Assert.True(File.Exists(dir.File("run/samples/epoch001_test.png")));
+        var records = File.ReadAllLines(dir.File("run/metrics.jsonl")).Select(l => JsonNode.Parse(l)!.AsObject()).ToList();
+        var training = records.Where(r => r.ContainsKey("Unet 1 Training Loss")).ToList();
+        Assert.Equal(2, training.Count);                                  // 12 steps per epoch, logged every 10
+        foreach (var key in new[] { "Unet 1 EMA Decay", "Samples per second", "Samples Seen", "Epoch", "Sample", "Step" })
+            Assert.True(training[0].ContainsKey(key), key);
+        Assert.Equal(2, records.Count(r => r.ContainsKey("Unet 1 Validation Loss")));
+        Assert.Equal(88, (long)training[^1]["Samples Seen"]!);            // step 10 of the second epoch: 48 + 40
+
+        // Auto-resume: a third epoch continues from the recorded checkpoint.
+        var resumedLines = new List<string>();
+        new TrainDecoderLoop(TinyRun(dir.Path, epochs: 3, autoResume: true), resumedLines.Add).Run();
+        Assert.Contains(resumedLines, l => l.StartsWith("resumed from") && l.Contains("epoch 2") && l.Contains("96 samples seen"));
+        Assert.Contains(resumedLines, l => l.StartsWith("epoch 2 done"));
+        Assert.DoesNotContain(resumedLines, l => l.StartsWith("epoch 0 done") || l.StartsWith("epoch 1 done"));
+    }
+
+    [Fact]
+    public void UnavailableKindsFailBeforeAnyWork()
+    {
+        using var dir = new TestPaths.TempDir();
+        SyntheticShapes.WriteDataset(Path.Combine(dir.Path, "shards"), shards: 5, perShard: 4, size: 16);
+        var config = TinyRun(dir.Path);
+        config.Tracker.Log.LogType = "wandb";
+        var e = Assert.Throws<UserInputException>(() => new TrainDecoderLoop(config, _ => { }).Run());
+        Assert.Contains("not available yet", e.Message);
+        Assert.False(Directory.Exists(dir.File("run")));
+
+        var withClip = TinyRun(dir.Path);
+        withClip.Decoder.Clip = new ClipConfig();
+        var clip = Assert.Throws<UserInputException>(() => new TrainDecoderLoop(withClip, _ => { }).Run());
+        Assert.Contains("CLIP weights", clip.Message);
+    }
+
+    [Fact]
+    public void OverwriteRefusesFoldersOutsideTheCurrentDirectory()
+    {
+        using var dir = new TestPaths.TempDir();
+        SyntheticShapes.WriteDataset(Path.Combine(dir.Path, "shards"), shards: 5, perShard: 4, size: 16);
+        Directory.CreateDirectory(dir.File("run"));
+        File.WriteAllText(dir.File("run/keep.txt"), "data");
+        var config = TinyRun(dir.Path);
+        config.Tracker.OverwriteDataPath = true;
+        var e = Assert.Throws<UserInputException>(() => new TrainDecoderLoop(config, _ => { }).Run());
+        Assert.Contains("refusing to clear", e.Message);
+        Assert.True(File.Exists(dir.File("run/keep.txt")));
+        config.Tracker.OverwriteDataPath = false;
+        Assert.Contains("already exists", Assert.Throws<UserInputException>(() => new TrainDecoderLoop(config, _ => { }).Run()).Message);
+    }
+}
