@@ -24,6 +24,8 @@ public static class Program
                 .WithDescription("Train the decoder from a config: epochs of training, validation, sample grids and checkpoints.");
             c.AddCommand<QuickstartCommand>("quickstart")
                 .WithDescription("Generate the small shapes dataset (first run only) and train on it with configs/quickstart.json.");
+            c.AddCommand<SampleCommand>("sample")
+                .WithDescription("Generate images from image embeddings (.npy) with a trained decoder checkpoint.");
             c.AddBranch("config", config =>
             {
                 config.SetDescription("Check, resolve and describe decoder training configs.");

@@ -216,6 +216,7 @@ public sealed class TrainDecoderLoop
             ["epoch"] = epoch, ["sample"] = sample, ["next_task"] = epochEnd ? "train" : nextTask,
             ["validation_losses"] = new System.Collections.ArrayList(validation.Cast<object>().ToArray()),
             ["samples_seen"] = samplesSeen, ["completed_epochs"] = epochEnd ? epoch + 1 : epoch,
+            ["config"] = PickleValues.FromJson(System.Text.Json.Nodes.JsonNode.Parse(ConfigWriter.ToJson(_config))),
         };
         // An epoch-end checkpoint resumes at the next epoch; a mid-epoch one restarts the epoch.
         if (epochEnd) extras["epoch"] = epoch + 1;

@@ -61,6 +61,30 @@ public class TrainDecoderLoopTests
     }
 
     [Fact]
+    public void SampleCommandWritesOnePngPerEmbeddingFromTheStoredConfig()
+    {
+        using var dir = new TestPaths.TempDir();
+        SyntheticShapes.WriteDataset(Path.Combine(dir.Path, "shards"), shards: 5, perShard: 8, size: 16);
+        var config = TinyRun(dir.Path, epochs: 1);
+        config.Train.EpochSamples = 8;
+        new TrainDecoderLoop(config, _ => { }).Run();
+        var rows = Npy.ReadFile(dir.File("shards/img_emb/img_emb_00000.npy"));
+        using (var f = File.Create(dir.File("emb.npy"))) Npy.Write(f, [3, rows.Shape[1]], rows.Data.AsSpan(0, 3 * (int)rows.Shape[1]));
+
+        var r = CliRunner.Run("sample", "--checkpoint", dir.File("run/checkpoint.pth"), "--image-embeddings", dir.File("emb.npy"),
+                              "--out", dir.File("out"), "--sampler", "ddim", "--steps", "3", "--seed", "4");
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        Assert.Contains("3 image(s) of 16 px", r.Stdout);
+        Assert.Equal(["0000.png", "0001.png", "0002.png", "grid.png"], Directory.GetFiles(dir.File("out")).Select(Path.GetFileName).Order());
+        var image = ImageDecoder.Decode(File.ReadAllBytes(dir.File("out/0001.png")));
+        Assert.Equal((16, 16), (image.Width, image.Height));
+
+        var bad = CliRunner.Run("sample", "--checkpoint", dir.File("run/checkpoint.pth"), "--image-embeddings", dir.File("emb.npy"), "--out", dir.File("o2"), "--sampler", "euler");
+        Assert.Equal(2, bad.ExitCode);
+        Assert.Contains("is not one of ddpm, ddim, dpmpp", bad.Stderr);
+    }
+
+    [Fact]
     public void UnavailableKindsFailBeforeAnyWork()
     {
         using var dir = new TestPaths.TempDir();
