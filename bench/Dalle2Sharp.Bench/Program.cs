@@ -7,6 +7,7 @@ using Dalle2Sharp.Bench;
 // each on 2 cores slow each other several times over).
 //   dotnet run -c Release --project bench/Dalle2Sharp.Bench -- model      (train step, sampling step, 25-step samples)
 //   dotnet run -c Release --project bench/Dalle2Sharp.Bench -- samplers   (DDIM / DPM-Solver++ vs 250-step DDPM on a trained decoder)
+//   dotnet run -c Release --project bench/Dalle2Sharp.Bench -- training [steps] (train step throughput; RSS over a long run)
 //   dotnet run -c Release --project bench/Dalle2Sharp.Bench -- data       (input pipeline images/s; compare bench/upstream_data_baseline.py)
 var what = args.FirstOrDefault() ?? "model";
 var result = what switch
@@ -14,6 +15,7 @@ var result = what switch
     "model" => ModelBench.Run(args.Skip(1).ToArray()),
     "samplers" => SamplerQualityBench.Run(args.Skip(1).ToArray()),
     "data" => DataBench.Run(args.Skip(1).ToArray()),
+    "training" => TrainingBench.Run(args.Skip(1).ToArray()),
     _ => throw new ArgumentException($"unknown benchmark \"{what}\": model or samplers"),
 };
 result["machine"] = new JsonObject
