@@ -55,19 +55,25 @@ public sealed class TrainDecoderLoop
                $"shards train {splits.Train.Count} / val {splits.Val.Count} / test {splits.Test.Count}");
 
         int startEpoch = 0;
-        long samplesSeen = 0;
+        long samplesSeen = 0, resumeSample = 0;
+        Tensor? generatorState = null;
         var validationHistory = new List<double>();
         if (resumeFrom is not null)
         {
             var root = Checkpoint.Load(resumeFrom, trainer);
             startEpoch = Convert.ToInt32(root["epoch"] ?? 0) + (root["next_task"] as string == "train" ? 0 : 1);
             samplesSeen = Convert.ToInt64(root["samples_seen"] ?? 0L);
+            resumeSample = Convert.ToInt64(root["sample"] ?? 0L);
+            generatorState = root["rng_state"] as Tensor;
             if (root["validation_losses"] is System.Collections.IList losses)
                 validationHistory.AddRange(losses.Cast<object>().Select(v => v is Tensor t ? t.item<float>() : Convert.ToDouble(v)));
             _print($"resumed from {resumeFrom}: epoch {startEpoch}, {samplesSeen} samples seen, steps [{string.Join(", ", trainer.Steps)}]");
         }
 
+        // The training generator drives timesteps, noise and condition dropout; its state is checkpointed
+        // so that a resumed run draws exactly what an uninterrupted one would.
         var generator = new Generator((ulong)c.Seed + 1, device);
+        if (generatorState is not null) generator.set_state(generatorState);
         var condScale = c.Train.CondScale.Expand(decoder.NumUnets);
         long nextSaveAt = samplesSeen + c.Train.SaveEveryNSamples;
         for (int epoch = startEpoch; epoch < c.Train.Epochs && !cancel.IsCancellationRequested; epoch++)
@@ -82,10 +88,15 @@ public sealed class TrainDecoderLoop
                 MaxSamples = c.Train.EpochSamples, Seed = c.Seed, Epoch = epoch,
             });
             var lastLoss = new Dictionary<int, double>();
+            // Resuming mid-epoch: the loader's order is fixed by seed, epoch and worker count, so the
+            // batches already trained on are skipped and the epoch goes on where it stopped.
+            long skip = epoch == startEpoch ? resumeSample : 0;
+            epochSamples = lastLogSamples = skip;
             foreach (var batch in loader)
             {
                 using (batch)
                 {
+                    if (skip > 0) { skip -= batch.Count; continue; }
                     if (cancel.IsCancellationRequested) break;
                     var images = batch.Images.to(device);
                     var embeds = batch.ImageEmbeddings?.to(device);
@@ -123,7 +134,7 @@ public sealed class TrainDecoderLoop
                     if (samplesSeen >= nextSaveAt)
                     {
                         nextSaveAt = samplesSeen + c.Train.SaveEveryNSamples;
-                        Save(tracker, trainer, epoch, epochSamples, "train", validationHistory, samplesSeen, isBest: false);
+                        Save(tracker, trainer, generator, epoch, epochSamples, "train", validationHistory, samplesSeen, isBest: false);
                     }
                 }
             }
@@ -158,7 +169,7 @@ public sealed class TrainDecoderLoop
             SampleGrids(tracker, trainer, dataset, splits, epoch, condScale, device);
             bool isBest = double.IsFinite(meanValidation) && (validationHistory.Count == 0 || meanValidation < validationHistory.Where(double.IsFinite).DefaultIfEmpty(double.MaxValue).Min());
             if (double.IsFinite(meanValidation)) validationHistory.Add(meanValidation);
-            Save(tracker, trainer, epoch, epochSamples, "train", validationHistory, samplesSeen, isBest, epochEnd: true);
+            Save(tracker, trainer, generator, epoch, epochSamples, "train", validationHistory, samplesSeen, isBest, epochEnd: true);
             var counts = issues.Snapshot().Where(kv => kv.Value > 0).ToDictionary(kv => $"data {kv.Key}", kv => (object?)kv.Value);
             if (counts.Count > 0) tracker.Log(counts);
             _print($"epoch {epoch} done in {clock.Elapsed.TotalSeconds:F0} s: {epochSamples} samples, mean validation loss {meanValidation:F5}{(isBest ? " (best)" : "")}");
@@ -208,7 +219,7 @@ public sealed class TrainDecoderLoop
         }
     }
 
-    private void Save(RunTracker tracker, DecoderTrainer trainer, int epoch, long sample, string nextTask, List<double> validation, long samplesSeen, bool isBest, bool epochEnd = false)
+    private void Save(RunTracker tracker, DecoderTrainer trainer, Generator generator, int epoch, long sample, string nextTask, List<double> validation, long samplesSeen, bool isBest, bool epochEnd = false)
     {
         var checkpoint = Path.Combine(tracker.DataPath, "checkpoint.pth");
         var extras = new Dictionary<string, object?>
@@ -217,9 +228,10 @@ public sealed class TrainDecoderLoop
             ["validation_losses"] = new System.Collections.ArrayList(validation.Cast<object>().ToArray()),
             ["samples_seen"] = samplesSeen, ["completed_epochs"] = epochEnd ? epoch + 1 : epoch,
             ["config"] = PickleValues.FromJson(System.Text.Json.Nodes.JsonNode.Parse(ConfigWriter.ToJson(_config))),
+            ["rng_state"] = generator.get_state(),
         };
-        // An epoch-end checkpoint resumes at the next epoch; a mid-epoch one restarts the epoch.
-        if (epochEnd) extras["epoch"] = epoch + 1;
+        // An epoch-end checkpoint resumes at the start of the next epoch; a mid-epoch one at its sample.
+        if (epochEnd) (extras["epoch"], extras["sample"]) = (epoch + 1, 0L);
         Checkpoint.Save(checkpoint, trainer, extras);
         tracker.RecordCheckpoint(checkpoint);
         foreach (var saver in _config.Tracker.Save)
