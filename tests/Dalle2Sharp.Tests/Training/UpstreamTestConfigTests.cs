@@ -1,0 +1,49 @@
+using System.Text.Json.Nodes;
+using Dalle2Sharp.Config;
+using Dalle2Sharp.Data;
+using Dalle2Sharp.Training;
+
+namespace Dalle2Sharp.Tests.Training;
+
+public class UpstreamTestConfigTests
+{
+    [Fact]
+    public void UpstreamTestConfigWithClipIsRefusedNamingTheWeights()
+    {
+        var config = ConfigLoader.LoadFile(TestPaths.SharedFile("configs", "train_decoder_config.test.json"));
+        var e = Assert.Throws<UserInputException>(() => new TrainDecoderLoop(config, _ => { }).Run());
+        Assert.Contains("CLIP weights (openai ViT-L/14) are not available yet", e.Message);
+    }
+
+    [Fact]
+    public void UpstreamTestConfigTrainsOnTheUpstreamShardsWithNpyEmbeddings()
+    {
+        using var dir = new TestPaths.TempDir();
+        // The upstream test config, with its clip block swapped for a folder of .npy image embeddings
+        // (7 rows of 768 per shard, keys 0..6 with index_width 1) and its paths pointed at temp folders.
+        var emb = Directory.CreateDirectory(dir.File("img_emb")).FullName;
+        var random = new Random(1);
+        for (int shard = 0; shard < 10; shard++)
+        {
+            var rows = Enumerable.Range(0, 7 * 768).Select(_ => (float)(random.NextDouble() * 2 - 1)).ToArray();
+            using var f = File.Create(Path.Combine(emb, $"img_emb_{shard}.npy"));
+            Npy.Write(f, [7, 768], rows, float16: true);
+        }
+        var json = JsonNode.Parse(File.ReadAllText(TestPaths.SharedFile("configs", "train_decoder_config.test.json")))!;
+        json["decoder"]!.AsObject().Remove("clip");
+        json["data"]!["webdataset_base_url"] = Path.Combine(TestPaths.SharedFile("data", "upstream-test-shards"), "{}.tar");
+        json["data"]!["img_embeddings_url"] = emb;
+        json["tracker"]!["data_path"] = dir.File("run");
+        json["tracker"]!["overwrite_data_path"] = false;
+        json["tracker"]!["save"]![0]!["save_latest_to"] = dir.File("latest.pth");
+        var config = ConfigLoader.Parse(json.ToJsonString());
+
+        var lines = new List<string>();
+        new TrainDecoderLoop(config, lines.Add).Run();
+        Assert.Contains(lines, l => l.StartsWith("note: evaluate metrics"));
+        Assert.Contains(lines, l => l.StartsWith("decoder: 1 unet(s), 4,374,678 parameters") && l.Contains("shards train 8 / val 1 / test 1"));
+        Assert.Contains(lines, l => l.StartsWith("epoch 0 done") && l.Contains("50 samples"));
+        Assert.True(File.Exists(dir.File("latest.pth")));
+        Assert.True(File.Exists(dir.File("run/samples/epoch000_test.png")));
+    }
+}
