@@ -234,13 +234,45 @@ public sealed class TrainDecoderLoop
         if (epochEnd) (extras["epoch"], extras["sample"]) = (epoch + 1, 0L);
         Checkpoint.Save(checkpoint, trainer, extras);
         tracker.RecordCheckpoint(checkpoint);
+        string? modelFile = null;
         foreach (var saver in _config.Tracker.Save)
         {
+            string source = checkpoint;
+            if (saver.SaveType == "model")
+                source = modelFile ??= SaveModelFile(tracker, trainer);
             var args = new Dictionary<string, object> { ["epoch"] = epoch, ["sample"] = sample, ["samples_seen"] = samplesSeen };
-            if (saver.SaveLatestTo is { } latest) Copy(checkpoint, Template(latest, args));
-            if (isBest && saver.SaveBestTo is { } best) Copy(checkpoint, Template(best, args));
+            if (saver.SaveLatestTo is { } latest) Copy(source, Template(latest, args));
+            if (isBest && saver.SaveBestTo is { } best) Copy(source, Template(best, args));
+            if (saver.SaveMetaTo is { } meta)
+            {
+                var configFile = Path.Combine(tracker.DataPath, "decoder_config.json");
+                if (!File.Exists(configFile)) File.WriteAllText(configFile, ConfigWriter.ToJson(_config));
+                Copy(configFile, Path.Combine(Template(meta, args), "decoder_config.json"));
+            }
         }
         tracker.Print($"saved {checkpoint}{(isBest ? " (best)" : "")}");
+    }
+
+    /// <summary>
+    /// Upstream's model.pth: {version, config, model} where model is the decoder's state dict with the
+    /// EMA unets' weights (when use_ema) under the online unets' key names — what sampling uses.
+    /// </summary>
+    private string SaveModelFile(RunTracker tracker, DecoderTrainer trainer)
+    {
+        var path = Path.Combine(tracker.DataPath, "model.pth");
+        var model = new System.Collections.Specialized.OrderedDictionary();
+        foreach (var (key, value) in trainer.Decoder.state_dict()) model[key] = value;
+        if (trainer.Ema is { } ema)
+            for (int i = 0; i < ema.Count; i++)
+                foreach (var (key, value) in ema[i].Averaged.state_dict()) model[$"unets.{i}.{key}"] = value;
+        var root = new System.Collections.Specialized.OrderedDictionary
+        {
+            ["version"] = Checkpoint.UpstreamVersion,
+            ["config"] = PickleValues.FromJson(System.Text.Json.Nodes.JsonNode.Parse(ConfigWriter.ToJson(_config))),
+            ["model"] = model,
+        };
+        Checkpoint.WriteAtomically(path, s => TorchSharp.PyBridge.PyTorchPickler.PickleStateDict(s, root, leaveOpen: true));
+        return path;
     }
 
     private static void Copy(string from, string to) => Checkpoint.WriteAtomically(to, s => { using var src = File.OpenRead(from); src.CopyTo(s); });

@@ -85,6 +85,28 @@ public class TrainDecoderLoopTests
     }
 
     [Fact]
+    public void ModelSaverWritesEmaWeightsAndMetaFolderGetsTheConfig()
+    {
+        using var dir = new TestPaths.TempDir();
+        SyntheticShapes.WriteDataset(Path.Combine(dir.Path, "shards"), shards: 5, perShard: 8, size: 16);
+        var config = TinyRun(dir.Path, epochs: 1);
+        config.Train.EpochSamples = 8;
+        config.Tracker.Save.Add(new TrackerSaveConfig { SaveType = "model", SaveLatestTo = dir.File("model-latest.pth"), SaveMetaTo = dir.File("meta") });
+        new TrainDecoderLoop(config, _ => { }).Run();
+
+        var model = TorchSharp.PyBridge.PyTorchUnpickler.UnpickleStateDict(dir.File("model-latest.pth"));
+        var checkpoint = TorchSharp.PyBridge.PyTorchUnpickler.UnpickleStateDict(dir.File("run/checkpoint.pth"));
+        Assert.Equal("1.15.6", model["version"]);
+        Assert.NotNull(model["config"]);
+        var weights = (System.Collections.IDictionary)model["model"]!;
+        var ema = (System.Collections.IDictionary)checkpoint["ema"]!;
+        var key = "unets.0.init_conv.convs.0.weight";
+        Assert.True(((TorchSharp.torch.Tensor)weights[key]!).equal((TorchSharp.torch.Tensor)ema["0.ema_model.init_conv.convs.0.weight"]!).all().item<bool>());
+        Assert.True(File.Exists(dir.File("meta/decoder_config.json")));
+        Assert.Equal(16, ConfigLoader.LoadFile(dir.File("meta/decoder_config.json")).Decoder.ImageSizes![0]);
+    }
+
+    [Fact]
     public void UnavailableKindsFailBeforeAnyWork()
     {
         using var dir = new TestPaths.TempDir();
