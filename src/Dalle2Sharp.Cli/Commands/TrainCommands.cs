@@ -19,7 +19,11 @@ public sealed class TrainDecoderSettings : CommandSettings
 public sealed class TrainDecoderCommand : Command<TrainDecoderSettings>
 {
     public override int Execute(CommandContext context, TrainDecoderSettings settings, CancellationToken cancellationToken) =>
-        ExitCodes.Run(() => new TrainDecoderLoop(ConfigLoader.LoadFile(settings.Config)).Run(settings.Config, cancellationToken));
+        ExitCodes.Run(() =>
+        {
+            var config = ConfigLoader.LoadFile(settings.Config);
+            LiveProgress.Run(progress => new TrainDecoderLoop(config, progress).Run(settings.Config, cancellationToken));
+        });
 }
 
 public sealed class QuickstartSettings : CommandSettings
@@ -43,6 +47,6 @@ public sealed class QuickstartCommand : Command<QuickstartSettings>
                 Console.WriteLine($"writing the quickstart dataset to {folder}: {shards} shards × 640 images of coloured shapes with stand-in embeddings …");
                 SyntheticShapes.WriteDataset(folder, shards, perShard: 640, size: config.Decoder.ImageSizes?[0] ?? config.Decoder.ImageSize!.Value);
             }
-            new TrainDecoderLoop(config).Run(settings.Config, cancellationToken);
+            LiveProgress.Run(progress => new TrainDecoderLoop(config, progress).Run(settings.Config, cancellationToken));
         });
 }

@@ -21,11 +21,15 @@ public sealed class TrainDecoderLoop
 
     private readonly TrainDecoderConfig _config;
     private readonly Action<string> _print;
+    private readonly ITrainingProgress _progress;
 
-    public TrainDecoderLoop(TrainDecoderConfig config, Action<string>? print = null)
+    public TrainDecoderLoop(TrainDecoderConfig config, Action<string>? print = null) : this(config, new PlainProgress(print)) { }
+
+    public TrainDecoderLoop(TrainDecoderConfig config, ITrainingProgress progress)
     {
         _config = config;
-        _print = print ?? Console.WriteLine;
+        _progress = progress;
+        _print = progress.Line;
     }
 
     public void Run(string? configPath = null, CancellationToken cancel = default)
@@ -92,6 +96,8 @@ public sealed class TrainDecoderLoop
             // batches already trained on are skipped and the epoch goes on where it stopped.
             long skip = epoch == startEpoch ? resumeSample : 0;
             epochSamples = lastLogSamples = skip;
+            _progress.Phase($"epoch {epoch} train", c.Train.EpochSamples);
+            if (skip > 0) _progress.Advance(skip, "resuming");
             foreach (var batch in loader)
             {
                 using (batch)
@@ -112,6 +118,7 @@ public sealed class TrainDecoderLoop
                     epochSamples += batch.Count;
                     samplesSeen += batch.Count;
                     step++;
+                    _progress.Advance(batch.Count, string.Join("  ", lastLoss.Select(kv => $"unet {kv.Key} loss {kv.Value:F4}")));
                     if (step % 10 == 0) GC.Collect();
                     if (step % 10 == 0)
                     {
@@ -134,12 +141,16 @@ public sealed class TrainDecoderLoop
                     if (samplesSeen >= nextSaveAt)
                     {
                         nextSaveAt = samplesSeen + c.Train.SaveEveryNSamples;
+                        SampleGrids(tracker, trainer, dataset, splits, epoch, condScale, device, tag: $"_samples{samplesSeen}");
                         Save(tracker, trainer, generator, epoch, epochSamples, "train", validationHistory, samplesSeen, isBest: false);
                     }
                 }
             }
 
+            _progress.EndPhase();
+
             // ---- validation
+            _progress.Phase($"epoch {epoch} validation", c.Train.ValidationSamples);
             var valLoader = new DecoderDataLoader(splits.Val, dataset, new LoaderOptions
             {
                 BatchSize = c.Data.BatchSize, NumWorkers = c.Data.NumWorkers, MaxSamples = c.Train.ValidationSamples, Seed = c.Seed, Epoch = epoch,
@@ -154,8 +165,10 @@ public sealed class TrainDecoderLoop
                     foreach (var unet in unetNumbers)
                         sums[unet] += trainer.Loss(batch.Images.to(device), batch.ImageEmbeddings?.to(device), batch.TextEncodings?.to(device), unet, valGenerator) * batch.Count;
                     valSamples += batch.Count;
+                    _progress.Advance(batch.Count, "");
                 }
             }
+            _progress.EndPhase();
             double meanValidation = double.NaN;
             if (valSamples > 0)
             {
@@ -191,18 +204,47 @@ public sealed class TrainDecoderLoop
             var target = Path.Combine(Path.GetFullPath(t.DataPath), "loaded_checkpoint.pth");
             Directory.CreateDirectory(Path.GetDirectoryName(target)!);
             _print($"downloading {load.Url} …");
-            using var source = ShardStreams.Open(load.Url!);
-            Checkpoint.WriteAtomically(target, s => source.CopyTo(s));
+            Download(load.Url!, target);
             return target;
         }
         return null;
     }
 
-    private void SampleGrids(RunTracker tracker, DecoderTrainer trainer, DecoderDataset dataset, ShardSplits splits, int epoch, IReadOnlyList<double> condScale, Device device)
+    /// <summary>
+    /// Downloads to a temporary file next to the target with progress lines, checks the size the server
+    /// announced, and only then renames it into place (the checkpoint reader validates the content).
+    /// </summary>
+    private void Download(string url, string target)
+    {
+        using var http = new HttpClient { Timeout = Timeout.InfiniteTimeSpan };
+        using var response = http.GetAsync(url, HttpCompletionOption.ResponseHeadersRead).GetAwaiter().GetResult();
+        if (!response.IsSuccessStatusCode) throw new UserInputException($"tracker.load.url {url}: HTTP {(int)response.StatusCode} {response.ReasonPhrase}");
+        long? expected = response.Content.Headers.ContentLength;
+        using var source = response.Content.ReadAsStream();
+        long written = 0;
+        int lastDecile = -1;
+        Checkpoint.WriteAtomically(target, s =>
+        {
+            var buffer = new byte[1 << 20];
+            int n;
+            while ((n = source.Read(buffer)) > 0)
+            {
+                s.Write(buffer, 0, n);
+                written += n;
+                int decile = expected is > 0 ? (int)(written * 10 / expected.Value) : -1;
+                if (decile > lastDecile) { lastDecile = decile; _print($"downloaded {written / 1048576.0:F1} MB{(expected is > 0 ? $" of {expected.Value / 1048576.0:F1} MB" : "")}"); }
+            }
+            if (expected is { } size && written != size)
+                throw new UserInputException($"tracker.load.url {url}: got {written} bytes, the server announced {size}");
+        });
+    }
+
+    private void SampleGrids(RunTracker tracker, DecoderTrainer trainer, DecoderDataset dataset, ShardSplits splits, int epoch, IReadOnlyList<double> condScale, Device device, string? tag = null)
     {
         int n = _config.Train.NSampleImages;
         if (n <= 0) return;
-        foreach (var (name, shards) in new[] { ("train", splits.Train), ("test", splits.Test) })
+        var sets = tag is null ? new[] { ("train", splits.Train), ("test", splits.Test) } : new[] { ("train", splits.Train) };
+        foreach (var (name, shards) in sets)
         {
             if (shards.Count == 0) continue;
             using var scope = NewDisposeScope();
@@ -212,7 +254,7 @@ public sealed class TrainDecoderLoop
             {
                 var images = trainer.Sample(batch.ImageEmbeddings?.to(device), batch.TextEncodings?.to(device),
                     new SampleOptions { CondScale = condScale, Generator = new Generator((ulong)_config.Seed + 11, device) });
-                var path = Path.Combine(tracker.DataPath, "samples", $"epoch{epoch:D3}_{name}.png");
+                var path = Path.Combine(tracker.DataPath, "samples", $"epoch{epoch:D3}{tag}_{name}.png");
                 SampleGrid.Save(path, batch.Images, images.cpu());
                 tracker.Print($"sample grid: {path} (top: real, bottom: generated)");
             }

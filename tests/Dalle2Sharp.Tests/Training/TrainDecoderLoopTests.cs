@@ -44,6 +44,7 @@ public class TrainDecoderLoopTests
         Assert.True(File.Exists(dir.File("saved/latest.pth")));
         Assert.True(File.Exists(dir.File("saved/best.pth")));
         Assert.True(File.Exists(dir.File("run/samples/epoch001_test.png")));
+        Assert.True(File.Exists(dir.File("run/samples/epoch000_samples40_train.png")));   // save_every_n_samples snapshot
         var records = File.ReadAllLines(dir.File("run/metrics.jsonl")).Select(l => JsonNode.Parse(l)!.AsObject()).ToList();
         var training = records.Where(r => r.ContainsKey("Unet 1 Training Loss")).ToList();
         Assert.Equal(2, training.Count);                                  // 12 steps per epoch, logged every 10
@@ -104,6 +105,43 @@ public class TrainDecoderLoopTests
         Assert.True(((TorchSharp.torch.Tensor)weights[key]!).equal((TorchSharp.torch.Tensor)ema["0.ema_model.init_conv.convs.0.weight"]!).all().item<bool>());
         Assert.True(File.Exists(dir.File("meta/decoder_config.json")));
         Assert.Equal(16, ConfigLoader.LoadFile(dir.File("meta/decoder_config.json")).Decoder.ImageSizes![0]);
+    }
+
+    [Fact]
+    public void UrlLoaderDownloadsAndResumes()
+    {
+        using var dir = new TestPaths.TempDir();
+        SyntheticShapes.WriteDataset(Path.Combine(dir.Path, "shards"), shards: 5, perShard: 8, size: 16);
+        var first = TinyRun(dir.Path, epochs: 1);
+        first.Train.EpochSamples = 8;
+        new TrainDecoderLoop(first, _ => { }).Run();
+        var bytes = File.ReadAllBytes(dir.File("run/checkpoint.pth"));
+
+        var l = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        l.Start();
+        int port = ((System.Net.IPEndPoint)l.LocalEndpoint).Port;
+        l.Stop();
+        using var listener = new System.Net.HttpListener();
+        listener.Prefixes.Add($"http://127.0.0.1:{port}/");
+        listener.Start();
+        var server = Task.Run(() =>
+        {
+            var ctx = listener.GetContext();
+            ctx.Response.ContentLength64 = bytes.Length;
+            ctx.Response.OutputStream.Write(bytes);
+            ctx.Response.Close();
+        });
+
+        var second = TinyRun(dir.Path, epochs: 2);
+        second.Train.EpochSamples = 8;
+        second.Tracker.DataPath = dir.File("run2");
+        second.Tracker.Load = new TrackerLoadConfig { LoadFrom = "url", Url = $"http://127.0.0.1:{port}/checkpoint.pth" };
+        var lines = new List<string>();
+        new TrainDecoderLoop(second, lines.Add).Run();
+        Assert.Contains(lines, x => x.StartsWith("downloaded"));
+        Assert.Contains(lines, x => x.StartsWith("resumed from") && x.EndsWith("loaded_checkpoint.pth: epoch 1, 8 samples seen, steps [2]"));
+        Assert.Contains(lines, x => x.StartsWith("epoch 1 done"));
+        server.Wait();
     }
 
     [Fact]
