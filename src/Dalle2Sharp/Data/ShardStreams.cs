@@ -53,7 +53,7 @@ public static class ShardStreams
     private static void Backoff(int attempt) => Thread.Sleep(TimeSpan.FromMilliseconds(200 * Math.Pow(2, attempt - 1)));
 
     /// <summary>A shell command's stdout; a non-zero exit surfaces as an IOException carrying its stderr.</summary>
-    private sealed class PipeStream : Stream
+    private sealed class PipeStream : ForwardOnlyStream
     {
         private readonly Process _process;
         private readonly Stream _stdout;
@@ -94,15 +94,5 @@ public static class ShardStreams
             }
             base.Dispose(disposing);
         }
-
-        public override bool CanRead => true;
-        public override bool CanSeek => false;
-        public override bool CanWrite => false;
-        public override long Length => throw new NotSupportedException();
-        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-        public override void Flush() { }
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-        public override void SetLength(long value) => throw new NotSupportedException();
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
     }
 }

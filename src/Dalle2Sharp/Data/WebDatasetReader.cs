@@ -73,7 +73,7 @@ public static class WebDatasetReader
     }
 
     /// <summary>Bytes already read from a forward-only stream, followed by the rest of it.</summary>
-    private sealed class PrefixedStream(byte[] prefix, Stream rest) : Stream
+    private sealed class PrefixedStream(byte[] prefix, Stream rest) : ForwardOnlyStream
     {
         private int _position;
 
@@ -96,16 +96,6 @@ public static class WebDatasetReader
             if (disposing) rest.Dispose();
             base.Dispose(disposing);
         }
-
-        public override bool CanRead => true;
-        public override bool CanSeek => false;
-        public override bool CanWrite => false;
-        public override long Length => throw new NotSupportedException();
-        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-        public override void Flush() { }
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-        public override void SetLength(long value) => throw new NotSupportedException();
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
     }
 
     /// <summary>"dir/001045945.jpg" → ("dir/001045945", "jpg"); "a/b.seg.png" → ("a/b", "seg.png").</summary>
