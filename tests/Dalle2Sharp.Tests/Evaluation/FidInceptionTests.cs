@@ -1,0 +1,41 @@
+using Dalle2Sharp.Evaluation;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Dalle2Sharp.Tests.Evaluation;
+
+public class FidInceptionTests
+{
+    [Fact]
+    public void StructureMatchesInceptionV3With1008ClassesAndNoAuxHead()
+    {
+        using var net = new FidInceptionV3();
+        // torchvision's inception_v3 has 27,161,264 parameters; without AuxLogits (3,326,696) and with
+        // the TF graph's 1008 classes instead of 1000 (+8·2048 + 8): 23,850,960.
+        Assert.Equal(23_850_960, net.parameters().Sum(p => p.numel()));
+        var keys = net.state_dict().Keys.ToList();
+        Assert.Equal("Conv2d_1a_3x3.conv.weight", keys[0]);
+        Assert.Contains("Mixed_7c.branch3x3dbl_3b.bn.running_var", keys);
+        Assert.Contains("Mixed_6e.branch7x7dbl_5.conv.weight", keys);
+        Assert.Equal(new long[] { 1008, 2048 }, net.state_dict()["fc.weight"].shape);
+        Assert.Equal(new long[] { 192, 768, 1, 1 }, net.state_dict()["Mixed_6b.branch_pool.conv.weight"].shape);
+        Assert.DoesNotContain(keys, k => k.StartsWith("AuxLogits"));
+    }
+
+    [Fact]
+    public void ForwardGivesEveryFeatureTap()
+    {
+        using var scope = NewDisposeScope();
+        manual_seed(0);
+        using var net = new FidInceptionV3();
+        var images = randint(0, 256, [2, 3, 64, 64], generator: new Generator(seed: 1)).to(ScalarType.Byte);
+        Dictionary<string, Tensor> taps;
+        using (no_grad()) taps = net.forward(images);
+        Assert.Equal(new long[] { 2, 64 }, taps["64"].shape);
+        Assert.Equal(new long[] { 2, 192 }, taps["192"].shape);
+        Assert.Equal(new long[] { 2, 768 }, taps["768"].shape);
+        Assert.Equal(new long[] { 2, 2048 }, taps["2048"].shape);
+        Assert.Equal(new long[] { 2, 1008 }, taps["logits_unbiased"].shape);
+        Assert.True(taps["2048"].isfinite().all().item<bool>());
+    }
+}
