@@ -190,6 +190,8 @@ public static partial class ConfigValidator
             Positive(kid.Subsets, "evaluate.KID.subsets", err);
             Positive(kid.SubsetSize, "evaluate.KID.subset_size", err);
             Positive(kid.Degree, "evaluate.KID.degree", err);
+            if (kid.SubsetSize > e.NEvaluationSamples)
+                err("evaluate.KID.subset_size", $"must not exceed n_evaluation_samples ({e.NEvaluationSamples}), got {kid.SubsetSize}");
         }
     }
 

@@ -35,10 +35,12 @@ public sealed class LpipsBackbone : nn.Module<Tensor, Tensor[]>
     {
         var taps = new List<Tensor>();
         int layer = 0, nextTap = 0;
+        // Layers after the last tap are not run (VGG's final pool would fail on small images).
         foreach (var module in features.children())
         {
             x = ((nn.Module<Tensor, Tensor>)module).forward(x);
-            if (nextTap < _tapsAfter.Length && layer == _tapsAfter[nextTap]) { taps.Add(x); nextTap++; }
+            if (layer == _tapsAfter[nextTap]) { taps.Add(x); nextTap++; }
+            if (nextTap == _tapsAfter.Length) break;
             layer++;
         }
         return taps.ToArray();

@@ -38,9 +38,10 @@ public sealed class TrainDecoderLoop
         if (c.Decoder.Clip is { } clip)
             throw new UserInputException($"decoder.clip: CLIP weights ({clip.Make} {clip.Model}) are not available yet; " +
                                          "precompute image embeddings (clip-retrieval) and give data.img_embeddings_url instead");
-        if (c.Evaluate.FID is not null || c.Evaluate.IS is not null || c.Evaluate.KID is not null || c.Evaluate.LPIPS is not null)
-            _print("note: evaluate metrics (FID, IS, KID, LPIPS) are not available yet; the evaluation phase is skipped");
         var device = Devices.Resolve(c.Train.Device);
+        // The metric networks' weights are checked (and fetched when possible) before any work.
+        var weights = new Evaluation.MetricWeights(c.Evaluate);
+        weights.EnsureAvailable(c.Evaluate, _print);
         manual_seed(c.Seed);
 
         string? resumeFrom = ResumeSource(c.Tracker);
@@ -54,6 +55,7 @@ public sealed class TrainDecoderLoop
         using var decoder = new Decoder(c.Decoder);
         decoder.to(device);
         using var trainer = new DecoderTrainer(decoder, c.Train);
+        using var evaluator = new Evaluation.DecoderEvaluator(c.Evaluate, weights, device);
         var unetNumbers = Enumerable.Range(1, decoder.NumUnets).Where(u => trainer.Trained[u - 1]).ToArray();
         _print($"decoder: {decoder.NumUnets} unet(s), {decoder.parameters().Sum(p => p.numel()):N0} parameters; training unet(s) {string.Join(", ", unetNumbers)} on {device}; " +
                $"shards train {splits.Train.Count} / val {splits.Val.Count} / test {splits.Test.Count}");
@@ -175,6 +177,19 @@ public sealed class TrainDecoderLoop
                 var record = new Dictionary<string, object?> { ["Epoch"] = epoch, ["Validation samples"] = valSamples };
                 foreach (var unet in unetNumbers) record[$"Unet {unet} Validation Loss"] = sums[unet] / valSamples;
                 meanValidation = unetNumbers.Average(u => sums[u] / valSamples);
+                tracker.Log(record);
+            }
+
+            // ---- evaluation
+            if (evaluator.HasMetrics && c.Evaluate.NEvaluationSamples > 0)
+            {
+                var evalLoader = new DecoderDataLoader(splits.Val, dataset, new LoaderOptions
+                {
+                    BatchSize = c.Data.BatchSize, NumWorkers = c.Data.NumWorkers, MaxSamples = c.Evaluate.NEvaluationSamples, Seed = c.Seed, Epoch = epoch,
+                });
+                var metrics = evaluator.Evaluate(trainer, evalLoader, condScale, c.Seed);
+                var record = new Dictionary<string, object?> { ["Epoch"] = epoch };
+                foreach (var (k, v) in metrics) record[k] = v;
                 tracker.Log(record);
             }
 

@@ -118,6 +118,7 @@ public class ConfigDefaultsTests
         ["train.unet_training_mask"] = "null",
         // evaluate (§10.6)
         ["evaluate.n_evaluation_samples"] = "1000",
+        ["evaluate.weights_dir"] = "null", // ours: where the metric networks' weights are
         ["evaluate.FID"] = "null",
         ["evaluate.IS"] = "null",
         ["evaluate.KID"] = "null",

@@ -36,11 +36,14 @@ public class UpstreamTestConfigTests
         json["tracker"]!["data_path"] = dir.File("run");
         json["tracker"]!["overwrite_data_path"] = false;
         json["tracker"]!["save"]![0]!["save_latest_to"] = dir.File("latest.pth");
+        json["evaluate"]!["weights_dir"] = dir.File("weights");
+        Dalle2Sharp.Tests.Evaluation.MetricWeightFiles.WriteRandom(dir.File("weights"), "vgg");
         var config = ConfigLoader.Parse(json.ToJsonString());
 
         var lines = new List<string>();
         new TrainDecoderLoop(config, lines.Add).Run();
-        Assert.Contains(lines, l => l.StartsWith("note: evaluate metrics"));
+        // The evaluate section (FID 64, IS, KID subset 2, LPIPS vgg on 2 samples) runs with (random) weights from weights_dir.
+        Assert.Contains(lines, l => l.Contains("FID: ") && l.Contains("IS_mean: ") && l.Contains("KID_mean: ") && l.Contains("LPIPS: "));
         Assert.Contains(lines, l => l.StartsWith("decoder: 1 unet(s), 4,374,678 parameters") && l.Contains("shards train 8 / val 1 / test 1"));
         Assert.Contains(lines, l => l.StartsWith("epoch 0 done") && l.Contains("50 samples"));
         Assert.True(File.Exists(dir.File("latest.pth")));

@@ -1,0 +1,71 @@
+using Dalle2Sharp.Config;
+
+namespace Dalle2Sharp.Evaluation;
+
+/// <summary>
+/// The weight files the configured metrics need, where they are looked for (evaluate.weights_dir,
+/// $DALLE2_WEIGHTS_DIR, ~/.cache/dalle2sharp/weights) and where to get them. Checked before training
+/// starts, so a missing file is reported at once rather than at the first evaluation hours later;
+/// a file that is missing but downloadable is fetched into the folder first.
+/// </summary>
+public sealed class MetricWeights
+{
+    public const string InceptionFile = "pt_inception-2015-12-05-6726825d.pth";
+    public const string InceptionUrl = "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/pt_inception-2015-12-05-6726825d.pth";
+
+    private static readonly Dictionary<string, (string File, string Url)> Backbones = new()
+    {
+        ["vgg"] = ("vgg16-397923af.pth", "https://download.pytorch.org/models/vgg16-397923af.pth"),
+        ["alex"] = ("alexnet-owt-7be5be79.pth", "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth"),
+        ["squeeze"] = ("squeezenet1_1-b8a52dc0.pth", "https://download.pytorch.org/models/squeezenet1_1-b8a52dc0.pth"),
+    };
+
+    public string Folder { get; }
+
+    public MetricWeights(EvaluateConfig config)
+    {
+        Folder = config.WeightsDir
+            ?? Environment.GetEnvironmentVariable("DALLE2_WEIGHTS_DIR")
+            ?? Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache", "dalle2sharp", "weights");
+    }
+
+    public string Inception => Path.Combine(Folder, InceptionFile);
+    public string LpipsBackbone(string net) => Path.Combine(Folder, Backbones[net].File);
+    public string LpipsHeads(string net) => Path.Combine(Folder, "lpips", "v0.1", $"{net}.pth");
+
+    /// <summary>The (path, url) of every file the configured metrics need.</summary>
+    public IReadOnlyList<(string Path, string Url)> Required(EvaluateConfig config)
+    {
+        var files = new List<(string, string)>();
+        if (config.FID is not null || config.IS is not null || config.KID is not null) files.Add((Inception, InceptionUrl));
+        if (config.LPIPS is { } lpips)
+        {
+            files.Add((LpipsBackbone(lpips.NetType), Backbones[lpips.NetType].Url));
+            files.Add((LpipsHeads(lpips.NetType), $"https://github.com/richzhang/PerceptualSimilarity/raw/master/lpips/weights/v0.1/{lpips.NetType}.pth"));
+        }
+        return files;
+    }
+
+    /// <summary>Downloads what is missing when possible; throws naming every file still missing and where to get it.</summary>
+    public void EnsureAvailable(EvaluateConfig config, Action<string>? print = null, TimeSpan? timeout = null)
+    {
+        var missing = new List<string>();
+        foreach (var (path, url) in Required(config).Where(f => !File.Exists(f.Path)))
+        {
+            try
+            {
+                using var http = new HttpClient { Timeout = timeout ?? TimeSpan.FromSeconds(20) };
+                print?.Invoke($"downloading {url} → {path} …");
+                var bytes = http.GetByteArrayAsync(url).GetAwaiter().GetResult();
+                Training.Checkpoint.WriteAtomically(path, s => s.Write(bytes));
+            }
+            catch (Exception e) when (e is HttpRequestException or TaskCanceledException or IOException)
+            {
+                missing.Add($"{path} (get it from {url})");
+            }
+        }
+        if (missing.Count > 0)
+            throw new UserInputException("evaluation needs weight files that are missing and could not be downloaded: " + string.Join("; ", missing) +
+                                         ". Put them there, set evaluate.weights_dir or DALLE2_WEIGHTS_DIR, or remove the metrics from the evaluate section.");
+    }
+}

@@ -1,0 +1,56 @@
+using System.Text.Json.Nodes;
+using Dalle2Sharp.Config;
+using Dalle2Sharp.Data;
+using Dalle2Sharp.Evaluation;
+using Dalle2Sharp.Training;
+
+namespace Dalle2Sharp.Tests.Evaluation;
+
+public class EvaluationPhaseTests
+{
+    [Fact]
+    public void MissingWeightsAreReportedByNameBeforeAnyWork()
+    {
+        using var dir = new TestPaths.TempDir();
+        var config = new EvaluateConfig { WeightsDir = dir.File("empty"), FID = new FidConfig(), LPIPS = new LpipsConfig { NetType = "squeeze" } };
+        var weights = new MetricWeights(config);
+        Assert.Equal(3, weights.Required(config).Count);
+        var e = Assert.Throws<UserInputException>(() => weights.EnsureAvailable(config, timeout: TimeSpan.FromSeconds(3)));
+        Assert.Contains("pt_inception-2015-12-05-6726825d.pth", e.Message);
+        Assert.Contains("squeezenet1_1-b8a52dc0.pth", e.Message);
+        Assert.Contains("lpips/v0.1/squeeze.pth", e.Message);
+        Assert.Contains("get it from https://", e.Message);
+        Assert.Empty(new MetricWeights(new EvaluateConfig { WeightsDir = dir.File("empty") }).Required(new EvaluateConfig()));
+    }
+
+    [Fact]
+    public void KidSubsetLargerThanTheEvaluationIsAConfigError() =>
+        new Config.ConfigFixture().Set("evaluate", JsonNode.Parse("""{ "n_evaluation_samples": 4, "KID": { "subset_size": 10 } }"""))
+            .AssertError("evaluate.KID.subset_size", "must not exceed n_evaluation_samples (4), got 10");
+
+    [Fact]
+    public void EvaluatePhaseLogsEveryMetric()
+    {
+        using var dir = new TestPaths.TempDir();
+        SyntheticShapes.WriteDataset(dir.File("shards"), shards: 5, perShard: 8, size: 16);
+        MetricWeightFiles.WriteRandom(dir.File("weights"), "vgg");          // AlexNet cannot take 16 px images
+        var json = $$"""
+        {
+          "decoder": { "unets": [{ "dim": 8, "image_embed_dim": 32, "cond_dim": 8, "dim_mults": [1, 2], "attn_dim_head": 8, "attn_heads": 2, "resnet_groups": 4, "num_resnet_blocks": 1 }],
+                       "image_sizes": [16], "timesteps": 10, "sample_timesteps": 2, "sampler": "ddim" },
+          "data": { "webdataset_base_url": "{{dir.Path}}/shards/{}.tar", "img_embeddings_url": "{{dir.Path}}/shards/img_emb", "num_workers": 1, "batch_size": 4,
+                    "start_shard": 0, "end_shard": 4, "shard_width": 5, "splits": { "train": 0.6, "val": 0.2, "test": 0.2 }, "preprocessing": { "ToTensor": true } },
+          "train": { "epochs": 1, "epoch_samples": 8, "validation_samples": 4, "n_sample_images": 0, "device": "cpu" },
+          "evaluate": { "n_evaluation_samples": 6, "weights_dir": "{{dir.Path}}/weights", "FID": { "feature": 192 }, "IS": { "splits": 2 },
+                        "KID": { "feature": 64, "subset_size": 3, "subsets": 4 }, "LPIPS": { "net_type": "vgg" } },
+          "tracker": { "data_path": "{{dir.Path}}/run", "log": { "log_type": "console" }, "save": { "save_to": "local", "save_latest_to": "{{dir.Path}}/latest.pth" } }
+        }
+        """;
+        new TrainDecoderLoop(ConfigLoader.Parse(json), _ => { }).Run();
+        var record = File.ReadAllLines(dir.File("run/metrics.jsonl")).Select(l => JsonNode.Parse(l)!.AsObject()).Single(r => r.ContainsKey("FID"));
+        foreach (var key in new[] { "FID", "IS_mean", "IS_std", "KID_mean", "KID_std", "LPIPS" })
+            Assert.True(record.ContainsKey(key) && double.IsFinite((double)record[key]!), key);
+        Assert.True((double)record["FID"]! >= -1e-6);
+        Assert.True((double)record["IS_mean"]! >= 1.0 - 1e-6);
+    }
+}
