@@ -26,6 +26,8 @@ public static class Program
                 .WithDescription("Generate the small shapes dataset (first run only) and train on it with configs/quickstart.json.");
             c.AddCommand<SampleCommand>("sample")
                 .WithDescription("Generate images from image embeddings (.npy) with a trained decoder checkpoint.");
+            c.AddCommand<EvaluateCommand>("evaluate")
+                .WithDescription("Compute the config's evaluation metrics (FID, IS, KID, LPIPS) for a checkpoint.");
             c.AddBranch("config", config =>
             {
                 config.SetDescription("Check, resolve and describe decoder training configs.");

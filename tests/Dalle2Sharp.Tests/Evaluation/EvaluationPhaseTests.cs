@@ -46,11 +46,18 @@ public class EvaluationPhaseTests
           "tracker": { "data_path": "{{dir.Path}}/run", "log": { "log_type": "console" }, "save": { "save_to": "local", "save_latest_to": "{{dir.Path}}/latest.pth" } }
         }
         """;
+        File.WriteAllText(dir.File("config.json"), json);
         new TrainDecoderLoop(ConfigLoader.Parse(json), _ => { }).Run();
         var record = File.ReadAllLines(dir.File("run/metrics.jsonl")).Select(l => JsonNode.Parse(l)!.AsObject()).Single(r => r.ContainsKey("FID"));
         foreach (var key in new[] { "FID", "IS_mean", "IS_std", "KID_mean", "KID_std", "LPIPS" })
             Assert.True(record.ContainsKey(key) && double.IsFinite((double)record[key]!), key);
         Assert.True((double)record["FID"]! >= -1e-6);
         Assert.True((double)record["IS_mean"]! >= 1.0 - 1e-6);
+
+        // The same evaluation outside training.
+        var r = CliRunner.Run("evaluate", "--checkpoint", dir.File("run/checkpoint.pth"), "--config", dir.File("config.json"));
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        var metrics = JsonNode.Parse(r.Stdout)!.AsObject();
+        Assert.Equal(["FID", "IS_mean", "IS_std", "KID_mean", "KID_std", "LPIPS"], metrics.Select(kv => kv.Key).Order());
     }
 }
