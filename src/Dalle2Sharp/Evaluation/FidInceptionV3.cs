@@ -45,14 +45,13 @@ public sealed class FidInceptionV3 : nn.Module<Tensor, Dictionary<string, Tensor
 
     /// <summary>
     /// <paramref name="images"/>: uint8-valued images [N, 3, H, W] (0–255, any size). Resized to 299
-    /// with bilinear interpolation (align_corners false — torch-fidelity uses a TF1-style bilinear
-    /// resize; the difference is recorded next to the numbers), scaled to [-1, 1].
+    /// with TensorFlow 1's bilinear resize, as torch-fidelity's front end (which torchmetrics uses)
+    /// does, then scaled to [-1, 1].
     /// </summary>
     public override Dictionary<string, Tensor> forward(Tensor images)
     {
         var x = images.to(float32);
-        if (x.shape[2] != 299 || x.shape[3] != 299)
-            x = nn.functional.interpolate(x, size: [299, 299], mode: InterpolationMode.Bilinear, align_corners: false);
+        if (x.shape[2] != 299 || x.shape[3] != 299) x = ResizeBilinearTf1(x, 299, 299);
         x = (x - 128) / 128;
         x = Conv2d_1a_3x3.forward(x);
         x = Conv2d_2a_3x3.forward(x);
@@ -83,6 +82,30 @@ public sealed class FidInceptionV3 : nn.Module<Tensor, Dictionary<string, Tensor
     }
 
     private static Tensor Pooled(Tensor x) => x.mean([2, 3]);
+
+    /// <summary>
+    /// tf.image.resize_bilinear (TF 1, align_corners false, no half-pixel centres): output pixel i reads
+    /// the input at i·in/out, interpolating between floor and floor + 1 (clamped to the edge).
+    /// </summary>
+    public static Tensor ResizeBilinearTf1(Tensor x, int outH, int outW)
+    {
+        long inH = x.shape[2], inW = x.shape[3];
+        (Tensor Lo, Tensor Hi, Tensor Weight) Axis(long inSize, int outSize)
+        {
+            var src = arange(outSize, dtype: float32, device: x.device) * ((float)inSize / outSize);
+            var lo = src.floor().to(int64).clamp(max: inSize - 1);
+            var hi = (lo + 1).clamp(max: inSize - 1);
+            return (lo, hi, src - lo.to(float32));
+        }
+        var (y0, y1, wy) = Axis(inH, outH);
+        var (x0, x1, wx) = Axis(inW, outW);
+        var top = x.index_select(2, y0);
+        var bottom = x.index_select(2, y1);
+        var rows = top + (bottom - top) * wy.reshape(1, 1, -1, 1);
+        var left = rows.index_select(3, x0);
+        var right = rows.index_select(3, x1);
+        return left + (right - left) * wx.reshape(1, 1, 1, -1);
+    }
 
     private static Tensor AvgPool3(Tensor x) => nn.functional.avg_pool2d(x, 3, stride: 1, padding: 1, count_include_pad: false);
 

@@ -39,3 +39,18 @@ public class FidInceptionTests
         Assert.True(taps["2048"].isfinite().all().item<bool>());
     }
 }
+
+public class Tf1ResizeTests
+{
+    [Fact]
+    public void ResizeReadsAtIOverScaleWithoutHalfPixelCentres()
+    {
+        // 1-D ramp 0..3 (4 px) → 8 px: sources 0, .5, 1, 1.5, 2, 2.5, 3, 3.5 → values 0 .5 1 1.5 2 2.5 3 3 (edge clamped).
+        var x = TorchSharp.torch.arange(4, dtype: TorchSharp.torch.ScalarType.Float32).reshape(1, 1, 1, 4).expand(1, 1, 2, 4);
+        var y = Dalle2Sharp.Evaluation.FidInceptionV3.ResizeBilinearTf1(x, 2, 8);
+        Assert.Equal(new float[] { 0, 0.5f, 1, 1.5f, 2, 2.5f, 3, 3 }, y[0, 0, 0].data<float>().ToArray());
+        // Downscaling 8 → 4 samples every second pixel (no averaging), unlike an antialiased resize.
+        var z = Dalle2Sharp.Evaluation.FidInceptionV3.ResizeBilinearTf1(TorchSharp.torch.arange(8, dtype: TorchSharp.torch.ScalarType.Float32).reshape(1, 1, 1, 8), 1, 4);
+        Assert.Equal(new float[] { 0, 2, 4, 6 }, z[0, 0, 0].data<float>().ToArray());
+    }
+}
