@@ -18,12 +18,7 @@ public static class ModelBench
         int runs = args.Length > 0 ? int.Parse(args[0]) : 10;
         const int batch = 4;
         manual_seed(0);
-        var config = new DecoderConfig
-        {
-            Unets = [new UnetConfig { Dim = 16, ImageEmbedDim = 768, CondDim = 16, DimMults = [1, 2, 4, 8], AttnDimHead = 16, AttnHeads = 4, SelfAttn = new([false, true, true, true]) }],
-            ImageSizes = [64], Timesteps = 1000,
-        };
-        using var decoder = new Decoder(config);
+        using var decoder = new Decoder(BenchModels.TestConfigDecoder());
         var g = new Generator(seed: 0);
         var images = rand([batch, 3, 64, 64], generator: g);
         var embeds = randn([batch, 768], generator: g);

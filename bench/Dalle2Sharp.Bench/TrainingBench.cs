@@ -23,11 +23,7 @@ public static class TrainingBench
         foreach (int batch in new[] { 4, 16 })
         {
             manual_seed(0);
-            using var decoder = new Decoder(new DecoderConfig
-            {
-                Unets = [new UnetConfig { Dim = 16, ImageEmbedDim = 768, CondDim = 16, DimMults = [1, 2, 4, 8], AttnDimHead = 16, AttnHeads = 4, SelfAttn = new([false, true, true, true]) }],
-                ImageSizes = [64], Timesteps = 1000,
-            });
+            using var decoder = new Decoder(BenchModels.TestConfigDecoder());
             using var trainer = new DecoderTrainer(decoder, new TrainConfig { EmaBeta = 0.99 });
             var g = new Generator(seed: 0);
             var images = rand([batch, 3, 64, 64], generator: g);

@@ -30,8 +30,6 @@ public sealed record ConfigMember(
     /// <summary>True when null is a legal value (reference type marked nullable, or Nullable&lt;T&gt;).</summary>
     public bool Nullable { get; } = IsNullable(Property);
 
-    public object? DefaultValue(Type owner) => Property.GetValue(Activator.CreateInstance(owner));
-
     private static bool IsNullable(PropertyInfo p)
     {
         if (System.Nullable.GetUnderlyingType(p.PropertyType) is not null) return true;

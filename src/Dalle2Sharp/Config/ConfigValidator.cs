@@ -55,7 +55,7 @@ public static partial class ConfigValidator
         if (d.SampleTimesteps is not null)
             foreach (var (v, i) in d.SampleTimesteps.Values.Select((v, i) => (v as int?, i)))
                 if (v is { } steps && (steps < 1 || steps > d.Timesteps))
-                    err(d.SampleTimesteps.IsList ? $"decoder.sample_timesteps[{i}]" : "decoder.sample_timesteps",
+                    err(ElementPath(d.SampleTimesteps, "decoder.sample_timesteps", i),
                         $"must be between 1 and timesteps ({d.Timesteps}), got {steps}");
         PerUnet(d.BetaSchedule, n, "decoder.beta_schedule", err);
         PerUnet(d.LearnedVariance, n, "decoder.learned_variance", err);
@@ -73,7 +73,7 @@ public static partial class ConfigValidator
             PerUnet(d.UseNoiseForLowresCond, n - 1, "decoder.use_noise_for_lowres_cond", err, "upsampler");
             PerUnet(d.UseBlurForLowresCond, n - 1, "decoder.use_blur_for_lowres_cond", err, "upsampler");
             for (int i = 1; i < n; i++)
-                if (!d.UseNoiseForLowresCond.At(d.UseNoiseForLowresCond.IsList ? i - 1 : 0) && !d.UseBlurForLowresCond.At(d.UseBlurForLowresCond.IsList ? i - 1 : 0))
+                if (!d.UseNoiseForLowresCond.At(i - 1) && !d.UseBlurForLowresCond.At(i - 1))
                     err("decoder.use_blur_for_lowres_cond", $"unet {i + 1} is an upsampler and needs noise or blur augmentation of its low-res image");
         }
         Range(d.BlurSigma, "decoder.blur_sigma", err);
@@ -160,12 +160,12 @@ public static partial class ConfigValidator
         if (t.Epochs < 0) err("train.epochs", $"must be 0 or more (got {t.Epochs})");
         PerUnet(t.Lr, n, "train.lr", err);
         foreach (var (lr, i) in t.Lr.Values.Select((v, i) => ((double)v!, i)))
-            if (lr <= 0 || lr > 1e-2) err(t.Lr.IsList ? $"train.lr[{i}]" : "train.lr", $"must be in (0, 0.01] (got {lr}); upstream asserts lr ≤ 0.01");
+            if (lr <= 0 || lr > 1e-2) err(ElementPath(t.Lr, "train.lr", i), $"must be in (0, 0.01] (got {lr}); upstream asserts lr ≤ 0.01");
         PerUnet(t.Wd, n, "train.wd", err);
         PerUnet(t.WarmupSteps, n, "train.warmup_steps", err);
         if (t.WarmupSteps is not null)
             foreach (var (v, i) in t.WarmupSteps.Values.Select((v, i) => (v as int?, i)))
-                if (v is < 1) err(t.WarmupSteps.IsList ? $"train.warmup_steps[{i}]" : "train.warmup_steps", $"must be positive (got {v})");
+                if (v is < 1) err(ElementPath(t.WarmupSteps, "train.warmup_steps", i), $"must be positive (got {v})");
         PerUnet(t.MaxGradNorm, n, "train.max_grad_norm", err);
         PerUnet(t.CondScale, n, "train.cond_scale", err);
         if (t.SaveEveryNSamples <= 0) err("train.save_every_n_samples", $"must be positive (got {t.SaveEveryNSamples})");
@@ -245,6 +245,9 @@ public static partial class ConfigValidator
         if (value?.Count is { } count && count != n)
             err(path, $"must be one value or a list with one per {what} ({n}), got {count}");
     }
+
+    /// <summary>The JSON path of entry i: "x[i]" when the option was given as a list, "x" for a scalar.</summary>
+    private static string ElementPath(IScalarOrList value, string path, int i) => value.IsList ? $"{path}[{i}]" : path;
 
     private static void Range<T>(ScalarOrList<T> value, string path, Action<string, string> err)
     {

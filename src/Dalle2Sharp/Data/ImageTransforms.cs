@@ -26,12 +26,11 @@ public sealed class ImageTransforms(PreprocessingConfig config)
     private static Tensor ToTensor(RgbImage image) =>
         tensor(image.Pixels, dtype: ScalarType.Byte).reshape(image.Height, image.Width, 3).permute(2, 0, 1).to(float32);
 
+    /// <summary>Crop (drawn on this very image, so always inside it), then resize to the transform's size.</summary>
     private static Tensor Crop(Tensor x, (int Top, int Left, int Height, int Width) crop, RandomResizedCropConfig c, bool scaled)
     {
         var (oh, ow) = Size2(c.Size);
-        int top = Math.Min(crop.Top, (int)x.shape[1] - 1), left = Math.Min(crop.Left, (int)x.shape[2] - 1);
-        int bottom = Math.Min(top + crop.Height, (int)x.shape[1]), right = Math.Min(left + crop.Width, (int)x.shape[2]);
-        return Resize(x[.., top..bottom, left..right], oh, ow, c.Interpolation, c.Antialias, scaled);
+        return Resize(x[.., crop.Top..(crop.Top + crop.Height), crop.Left..(crop.Left + crop.Width)], oh, ow, c.Interpolation, c.Antialias, scaled);
     }
 
     private static Tensor Transform(Tensor x, IEnumerable<TransformConfig> steps, Generator? generator)

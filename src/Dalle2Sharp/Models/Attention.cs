@@ -47,6 +47,16 @@ public sealed class CrossAttention : nn.Module<Tensor, Tensor, Tensor>
         var nullV = null_kv[1].expand(b, heads, 1, dimHead);
         k = cat([nullK, k], -2);
         v = cat([nullV, v], -2);
+        var output = Attend(q, k, v, cosineSim, scale).transpose(1, 2).reshape(b, n, heads * dimHead);
+        return to_out.forward(output);
+    }
+
+    /// <summary>
+    /// softmax(q·kᵀ)·v with q and k each multiplied by √scale (after l2-normalising them for cosine
+    /// similarity); the softmax runs in float32. k and v may have a head axis of 1 (shared by all heads).
+    /// </summary>
+    internal static Tensor Attend(Tensor q, Tensor k, Tensor v, bool cosineSim, double scale)
+    {
         if (cosineSim)
         {
             q = nn.functional.normalize(q, dim: -1);
@@ -55,8 +65,7 @@ public sealed class CrossAttention : nn.Module<Tensor, Tensor, Tensor>
         double rootScale = Math.Sqrt(scale);
         var sim = matmul(q * rootScale, (k * rootScale).transpose(-1, -2));
         var attn = sim.to(ScalarType.Float32).softmax(-1).to(sim.dtype);
-        var output = matmul(attn, v).transpose(1, 2).reshape(b, n, heads * dimHead);
-        return to_out.forward(output);
+        return matmul(attn, v);
     }
 
     private Tensor SplitHeads(Tensor t) => t.reshape(t.shape[0], t.shape[1], heads, dimHead).transpose(1, 2);
@@ -101,16 +110,8 @@ public sealed class Attention : nn.Module<Tensor, Tensor>
         var kv = to_kv.forward(x).chunk(2, -1);
         var k = cat([null_kv[0].expand(b, 1, dimHead), kv[0]], -2);
         var v = cat([null_kv[1].expand(b, 1, dimHead), kv[1]], -2);
-        if (cosineSim)
-        {
-            q = nn.functional.normalize(q, dim: -1);
-            k = nn.functional.normalize(k, dim: -1);
-        }
-        double rootScale = Math.Sqrt(scale);
         // k and v have no head axis: every head attends to the same keys and values.
-        var sim = matmul(q * rootScale, (k * rootScale).unsqueeze(1).transpose(-1, -2));
-        var attn = sim.to(ScalarType.Float32).softmax(-1).to(sim.dtype);
-        var output = matmul(attn, v.unsqueeze(1)).transpose(1, 2).reshape(b, n, heads * dimHead);
+        var output = CrossAttention.Attend(q, k.unsqueeze(1), v.unsqueeze(1), cosineSim, scale).transpose(1, 2).reshape(b, n, heads * dimHead);
         return to_out.forward(output);
     }
 }

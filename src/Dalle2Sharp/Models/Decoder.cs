@@ -71,15 +71,15 @@ public sealed class Decoder : nn.Module
             u.ChannelsOut = c.Channels * (LearnedVariance[i] ? 2 : 1);
             unets.Add(new Unet(u));
 
-            var scheduler = new NoiseScheduler(schedules[i], c.Timesteps, c.LossType, c.P2LossWeightGamma.At(c.P2LossWeightGamma.IsList ? i : 0), c.P2LossWeightK);
+            var scheduler = new NoiseScheduler(schedules[i], c.Timesteps, c.LossType, c.P2LossWeightGamma.At(i), c.P2LossWeightK);
             noise_schedulers.Add(scheduler);
-            denoisers.Add(new Denoiser(scheduler, c.Channels, LearnedVariance[i], c.PredictXStart.At(c.PredictXStart.IsList ? i : 0),
-                c.PredictV.At(c.PredictV.IsList ? i : 0), c.LearnedVarianceConstrainFrac, c.UseDynamicThres, c.DynamicThresPercentile));
+            denoisers.Add(new Denoiser(scheduler, c.Channels, LearnedVariance[i], c.PredictXStart.At(i),
+                c.PredictV.At(i), c.LearnedVarianceConstrainFrac, c.UseDynamicThres, c.DynamicThresPercentile));
 
             lowres_conds.Add(i == 0 ? nn.Identity() : new LowresConditioner(c.LowresDownsampleFirst, useBlur[i - 1], useNoise[i - 1], c.BlurProb, sigma, kernel));
 
-            int? steps = c.SampleTimesteps?.At(c.SampleTimesteps.IsList ? i : 0);
-            string kind = c.Sampler.At(c.Sampler.IsList ? i : 0);
+            int? steps = c.SampleTimesteps?.At(i);
+            string kind = c.Sampler.At(i);
             if (kind == "auto") kind = steps is { } s && s < c.Timesteps ? "ddim" : "ddpm";
             defaultSamplers[i] = new SamplerSpec(kind, steps, c.DdimSamplingEta);
         }

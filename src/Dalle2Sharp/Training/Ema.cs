@@ -24,7 +24,6 @@ public sealed class UnetEma : nn.Module
     public double Power { get; }
     public double MinValue { get; }
 
-    public Unet Online => online_model;
     public Unet Averaged => ema_model;
     public long Step => step.item<long>();
 

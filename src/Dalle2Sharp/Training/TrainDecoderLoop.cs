@@ -283,7 +283,7 @@ public sealed class TrainDecoderLoop
         {
             ["epoch"] = epoch, ["sample"] = sample, ["next_task"] = epochEnd ? "train" : nextTask,
             ["validation_losses"] = new System.Collections.ArrayList(validation.Cast<object>().ToArray()),
-            ["samples_seen"] = samplesSeen, ["completed_epochs"] = epochEnd ? epoch + 1 : epoch,
+            ["samples_seen"] = samplesSeen,
             ["config"] = PickleValues.FromJson(System.Text.Json.Nodes.JsonNode.Parse(ConfigWriter.ToJson(_config))),
             ["rng_state"] = generator.get_state(),
         };

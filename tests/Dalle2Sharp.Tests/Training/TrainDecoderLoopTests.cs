@@ -32,6 +32,15 @@ public class TrainDecoderLoopTests
         return ConfigLoader.Parse(json);
     }
 
+    /// <summary>One epoch of 8 samples on 5 shards of 8 images: the smallest run that saves a checkpoint.</summary>
+    private static TrainDecoderConfig ShortRun(string root)
+    {
+        SyntheticShapes.WriteDataset(Path.Combine(root, "shards"), shards: 5, perShard: 8, size: 16);
+        var config = TinyRun(root, epochs: 1);
+        config.Train.EpochSamples = 8;
+        return config;
+    }
+
     [Fact]
     public void RunsEpochsAndLeavesCheckpointsGridsAndMetricsThenResumes()
     {
@@ -65,9 +74,7 @@ public class TrainDecoderLoopTests
     public void SampleCommandWritesOnePngPerEmbeddingFromTheStoredConfig()
     {
         using var dir = new TestPaths.TempDir();
-        SyntheticShapes.WriteDataset(Path.Combine(dir.Path, "shards"), shards: 5, perShard: 8, size: 16);
-        var config = TinyRun(dir.Path, epochs: 1);
-        config.Train.EpochSamples = 8;
+        var config = ShortRun(dir.Path);
         new TrainDecoderLoop(config, _ => { }).Run();
         var rows = Npy.ReadFile(dir.File("shards/img_emb/img_emb_00000.npy"));
         using (var f = File.Create(dir.File("emb.npy"))) Npy.Write(f, [3, rows.Shape[1]], rows.Data.AsSpan(0, 3 * (int)rows.Shape[1]));
@@ -89,9 +96,7 @@ public class TrainDecoderLoopTests
     public void ModelSaverWritesEmaWeightsAndMetaFolderGetsTheConfig()
     {
         using var dir = new TestPaths.TempDir();
-        SyntheticShapes.WriteDataset(Path.Combine(dir.Path, "shards"), shards: 5, perShard: 8, size: 16);
-        var config = TinyRun(dir.Path, epochs: 1);
-        config.Train.EpochSamples = 8;
+        var config = ShortRun(dir.Path);
         config.Tracker.Save.Add(new TrackerSaveConfig { SaveType = "model", SaveLatestTo = dir.File("model-latest.pth"), SaveMetaTo = dir.File("meta") });
         new TrainDecoderLoop(config, _ => { }).Run();
 
@@ -111,9 +116,7 @@ public class TrainDecoderLoopTests
     public void UrlLoaderDownloadsAndResumes()
     {
         using var dir = new TestPaths.TempDir();
-        SyntheticShapes.WriteDataset(Path.Combine(dir.Path, "shards"), shards: 5, perShard: 8, size: 16);
-        var first = TinyRun(dir.Path, epochs: 1);
-        first.Train.EpochSamples = 8;
+        var first = ShortRun(dir.Path);
         new TrainDecoderLoop(first, _ => { }).Run();
         var bytes = File.ReadAllBytes(dir.File("run/checkpoint.pth"));
 
