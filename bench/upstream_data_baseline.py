@@ -1,5 +1,6 @@
 #!/usr/bin/python3
-"""Upstream's input path, timed on the shards written by `dalle2-bench data`: tar member bytes →
+"""Upstream's input path, timed on the shards written by `dalle2-bench data` ([dir]/upstream and
+[dir]/large): tar member bytes →
 PIL open + convert("RGB") → torchvision RandomResizedCrop(size, scale=(0.75, 1), ratio=(1, 1)) →
 ToTensor → torch.stack batches of 16, in one process with torch limited to 1 thread (per core).
 Run with Debian's interpreter after `apt-get install python3-torchvision python3-pil`:
@@ -13,9 +14,9 @@ from torchvision import transforms
 
 torch.set_num_threads(1)
 folder = sys.argv[1] if len(sys.argv) > 1 else "/tmp/dalle2-data-bench"
-files = sorted(glob.glob(f"{folder}/*.tar"))
 results = []
-for size in (64, 256):
+for photos, size in [(p, s) for p in ("upstream", "large") for s in (64, 256)]:
+    files = sorted(glob.glob(f"{folder}/{photos}/*.tar"))
     preprocess = transforms.Compose([
         transforms.RandomResizedCrop(size, scale=(0.75, 1.0), ratio=(1.0, 1.0)),
         transforms.ToTensor(),
@@ -39,7 +40,7 @@ for size in (64, 256):
             torch.stack(batch)
             images += len(batch)
         best = max(best, images / (time.perf_counter() - start))
-    results.append({"size": size, "processes": 1, "images_per_second": round(best, 1)})
+    results.append({"photos": photos, "size": size, "processes": 1, "images_per_second": round(best, 1)})
 print(json.dumps({"benchmark": "upstream_data_baseline", "torch": torch.__version__,
                   "pipeline": "PIL decode + convert RGB + torchvision RandomResizedCrop + ToTensor + stack 16; 1 thread; best of 3",
                   "results": results}, indent=2))

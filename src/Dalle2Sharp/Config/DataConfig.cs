@@ -41,6 +41,9 @@ public sealed class DataConfig : ConfigSection
 
     [Key("preprocessing", "Image transforms applied in the order given: RandomResizedCrop, RandomHorizontalFlip, Resize, CenterCrop, ToTensor. A transform set to false is left out (upstream applies it anyway).")]
     public PreprocessingConfig Preprocessing { get; set; } = PreprocessingConfig.Default();
+
+    [Key("reduced_decode", "Ours: when preprocessing starts with RandomResizedCrop or Resize, decode a JPEG at 1/2, 1/4 or 1/8 size (in the DCT) as long as the crop stays at least as large as the output; same crops, several times faster on large photos. false decodes full size, as upstream.")]
+    public bool ReducedDecode { get; set; } = true;
 }
 
 public sealed class SplitsConfig : ConfigSection

@@ -27,7 +27,7 @@ public sealed class DecoderDataset
     {
         _config = config;
         Issues = issues;
-        _transforms = new ImageTransforms(config.Preprocessing);
+        _transforms = new ImageTransforms(config.Preprocessing, config.ReducedDecode);
         _imageEmbeddings = config.ImgEmbeddingsUrl is { } img ? new EmbeddingStore(img) : null;
         _textEmbeddings = config.TextEmbeddingsUrl is { } text ? new EmbeddingStore(text) : null;
         _requireImageEmbedding = requireImageEmbedding;

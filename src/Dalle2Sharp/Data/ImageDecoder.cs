@@ -8,6 +8,7 @@ public sealed record RgbImage(int Width, int Height, byte[] Pixels);
 /// <summary>
 /// Decodes jpg / png / webp with SkiaSharp into RGB: EXIF orientation applied (upstream's PIL path
 /// ignores it), greyscale and CMYK converted, alpha dropped the way PIL's convert("RGB") drops it.
+/// SkiaSharp 2.88.9 or newer: 2.88.6's scaled JPEG decode crashes natively.
 /// </summary>
 public static class ImageDecoder
 {
@@ -15,13 +16,59 @@ public static class ImageDecoder
 
     public static RgbImage Decode(byte[] encoded)
     {
-        using var data = SKData.CreateCopy(encoded);
-        using var codec = SKCodec.Create(data) ?? throw new InvalidDataException("not a decodable image");
-        // Full-size decode only: SkiaSharp 2.88.6's scaled JPEG decode (1/2, 1/4, 1/8) crashes natively.
-        var (rgba, info, result) = GetPixels(codec, codec.Info.Width, codec.Info.Height);
-        if (result == SKCodecResult.IncompleteInput) throw new InvalidDataException("image data is truncated");
-        if (result != SKCodecResult.Success) throw new InvalidDataException($"image decode failed: {result}");
-        return Orient(info.Width, info.Height, rgba, codec.EncodedOrigin);
+        using var image = Open(encoded);
+        return image.Decode();
+    }
+
+    /// <summary>Reads the header only: the displayed size is known before any pixel is decoded.</summary>
+    public static EncodedImage Open(byte[] encoded) => new(encoded);
+
+    /// <summary>An image whose header has been read; <see cref="Decode"/> produces its pixels, optionally at a reduced size.</summary>
+    public sealed class EncodedImage : IDisposable
+    {
+        private readonly SKData _data;
+        private readonly SKCodec _codec;
+
+        internal EncodedImage(byte[] encoded)
+        {
+            _data = SKData.CreateCopy(encoded);
+            _codec = SKCodec.Create(_data);
+            if (_codec is null)
+            {
+                _data.Dispose();
+                throw new InvalidDataException("not a decodable image");
+            }
+            bool swap = Swaps(_codec.EncodedOrigin);
+            (Width, Height) = swap ? (_codec.Info.Height, _codec.Info.Width) : (_codec.Info.Width, _codec.Info.Height);
+        }
+
+        /// <summary>Width as displayed (after EXIF orientation).</summary>
+        public int Width { get; }
+
+        /// <summary>Height as displayed (after EXIF orientation).</summary>
+        public int Height { get; }
+
+        /// <summary>
+        /// Decodes at 1/<paramref name="shrink"/> of the size (1, 2, 4 or 8). JPEG decodes scaled in the DCT,
+        /// skipping most of the work; a format that cannot scale while decoding comes back full size, so
+        /// callers read the size from the result.
+        /// </summary>
+        public RgbImage Decode(int shrink = 1)
+        {
+            if (shrink is not (1 or 2 or 4 or 8)) throw new ArgumentOutOfRangeException(nameof(shrink), "1, 2, 4 or 8");
+            var size = shrink == 1 ? _codec.Info.Size : _codec.GetScaledDimensions(1f / shrink);
+            var (rgba, info, result) = GetPixels(_codec, size.Width, size.Height);
+            if (result == SKCodecResult.IncompleteInput) throw new InvalidDataException("image data is truncated");
+            if (result == SKCodecResult.InvalidScale && shrink != 1) return Decode(1);
+            if (result != SKCodecResult.Success) throw new InvalidDataException($"image decode failed: {result}");
+            return Orient(info.Width, info.Height, rgba, _codec.EncodedOrigin);
+        }
+
+        public void Dispose()
+        {
+            _codec.Dispose();
+            _data.Dispose();
+        }
     }
 
     private static (byte[] Rgba, SKImageInfo Info, SKCodecResult Result) GetPixels(SKCodec codec, int width, int height)

@@ -6,74 +6,208 @@ namespace Dalle2Sharp.Data;
 
 /// <summary>
 /// data.preprocessing with torchvision's semantics, drawing its random numbers from a given torch
-/// generator (torchvision draws from the global one, which makes worker order matter). Until
-/// ToTensor the image is kept in the 0–255 range and rounded after each resize, as PIL's uint8
-/// images are; ToTensor maps it to [0, 1]. The result is always a float tensor [3, H, W].
+/// generator (torchvision draws from the global one, which makes worker order matter). Upstream puts
+/// ToTensor last, so its transforms act on PIL images: until ToTensor ours act on 8-bit RGB with
+/// Pillow's resampling bit for bit (<see cref="Resampler"/>; PIL always antialiases, so `antialias`
+/// only matters after ToTensor, where the tensor path of torchvision applies). The result is always a
+/// float tensor [3, H, W] in [0, 1].
+///
+/// Reduced decode (ours, data.reduced_decode): when the first transform is a RandomResizedCrop or a
+/// Resize, its parameters are drawn on the full-size header dimensions, then the JPEG is decoded at
+/// the smallest DCT scale (1/2, 1/4, 1/8) that keeps the crop at least as large as the output, and the
+/// crop box is scaled with it. The random draws, and so the crop geometry, are those of a full decode;
+/// only the pixels come through the DCT's downscale before Pillow's filter.
 /// </summary>
-public sealed class ImageTransforms(PreprocessingConfig config)
+public sealed class ImageTransforms(PreprocessingConfig config, bool reducedDecode = true)
 {
-    public Tensor Apply(RgbImage image, Generator? generator = null)
-    {
-        // The scope keeps every temporary referenced until the result is out: a temporary that only
-        // native code still uses could otherwise be finalised mid-call by a GC on another thread.
-        using var scope = NewDisposeScope();
-        return Transform(ToTensor(image), config.Steps, generator).MoveToOuterDisposeScope();
-    }
+    /// <summary>What a RandomResizedCrop or Resize does to an image of a given size: crop, then resize to Width × Height.</summary>
+    private readonly record struct ResizePlan(PixelRect Crop, int Width, int Height, ResampleFilter Filter);
 
     /// <summary>Decodes (see <see cref="ImageDecoder"/>) and transforms.</summary>
-    public Tensor Apply(byte[] encoded, Generator? generator = null) => Apply(ImageDecoder.Decode(encoded), generator);
-
-    private static Tensor ToTensor(RgbImage image) =>
-        tensor(image.Pixels, dtype: ScalarType.Byte).reshape(image.Height, image.Width, 3).permute(2, 0, 1).to(float32);
-
-    /// <summary>Crop (drawn on this very image, so always inside it), then resize to the transform's size.</summary>
-    private static Tensor Crop(Tensor x, (int Top, int Left, int Height, int Width) crop, RandomResizedCropConfig c, bool scaled)
+    public Tensor Apply(byte[] encoded, Generator? generator = null)
     {
-        var (oh, ow) = Size2(c.Size);
-        return Resize(x[.., crop.Top..(crop.Top + crop.Height), crop.Left..(crop.Left + crop.Width)], oh, ow, c.Interpolation, c.Antialias, scaled);
+        // The scope keeps every temporary (random draws included) referenced until the result is out: a
+        // temporary that only native code still uses could otherwise be finalised mid-call by a GC on
+        // another thread (data workers run concurrently).
+        using var scope = NewDisposeScope();
+        using var source = ImageDecoder.Open(encoded);
+        var steps = config.Steps;
+        var result = reducedDecode && steps.Count > 0 && Plan(steps[0], source.Width, source.Height, generator) is { } plan
+            ? Transform(ResizeFromReducedDecode(source, plan), steps.Skip(1), generator)
+            : Transform(source.Decode(), steps, generator);
+        return result.MoveToOuterDisposeScope();
     }
 
-    private static Tensor Transform(Tensor x, IEnumerable<TransformConfig> steps, Generator? generator)
+    public Tensor Apply(RgbImage image, Generator? generator = null)
     {
-        bool scaled = false;
-        foreach (var step in steps)
+        using var scope = NewDisposeScope();
+        return Transform(image, config.Steps, generator).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>The largest DCT shrink (8, 4, 2 or 1) that leaves the crop at least as large as the output in both directions.</summary>
+    public static int DecodeShrink(int cropWidth, int cropHeight, int outWidth, int outHeight)
+    {
+        foreach (int shrink in new[] { 8, 4, 2 })
+            if (cropWidth / shrink >= outWidth && cropHeight / shrink >= outHeight) return shrink;
+        return 1;
+    }
+
+    private static RgbImage ResizeFromReducedDecode(ImageDecoder.EncodedImage source, ResizePlan plan)
+    {
+        int shrink = DecodeShrink(plan.Crop.Width, plan.Crop.Height, plan.Width, plan.Height);
+        var image = source.Decode(shrink);
+        if (image.Width == source.Width && image.Height == source.Height) return Resize(image, plan);
+        // A DCT-scaled pixel i covers full-size pixels [i·k, (i+1)·k) (the size is rounded up, the last
+        // block padded), so the box scales by 1/k exactly; any other decoder scales by its size ratio.
+        double sx = image.Width == (source.Width + shrink - 1) / shrink ? 1.0 / shrink : (double)image.Width / source.Width;
+        double sy = image.Height == (source.Height + shrink - 1) / shrink ? 1.0 / shrink : (double)image.Height / source.Height;
+        var box = new SourceBox(plan.Crop.X * sx, plan.Crop.Y * sy, (plan.Crop.X + plan.Crop.Width) * sx, (plan.Crop.Y + plan.Crop.Height) * sy);
+        int x0 = (int)Math.Floor(box.X0), y0 = (int)Math.Floor(box.Y0);
+        int x1 = Math.Min((int)Math.Ceiling(box.X1), image.Width), y1 = Math.Min((int)Math.Ceiling(box.Y1), image.Height);
+        return Resampler.Resize(image, new PixelRect(x0, y0, x1 - x0, y1 - y0),
+            new SourceBox(box.X0 - x0, box.Y0 - y0, box.X1 - x0, box.Y1 - y0), plan.Width, plan.Height, plan.Filter);
+    }
+
+    private static RgbImage Resize(RgbImage image, ResizePlan plan) =>
+        Resampler.Resize(image, plan.Crop, new SourceBox(0, 0, plan.Crop.Width, plan.Crop.Height), plan.Width, plan.Height, plan.Filter);
+
+    private static ResizePlan? Plan(TransformConfig step, int width, int height, Generator? generator)
+    {
+        switch (step)
         {
-            switch (step)
+            case RandomResizedCropConfig c:
             {
-                case RandomResizedCropConfig c:
-                    x = Crop(x, RandomResizedCropParams(x.shape[1], x.shape[2], c.Scale, c.Ratio, generator), c, scaled);
-                    break;
-                case RandomHorizontalFlipConfig f:
-                    if (rand(1, generator: generator).item<float>() < f.P) x = x.flip(-1);
-                    break;
-                case ResizeConfig r:
-                {
-                    var (oh, ow) = ResizeTarget(x.shape[1], x.shape[2], r);
-                    x = Resize(x, oh, ow, r.Interpolation, r.Antialias, scaled);
-                    break;
-                }
-                case CenterCropConfig cc:
-                    x = CenterCrop(x, Size2(cc.Size));
-                    break;
-                case ToTensorConfig:
-                    if (!scaled) { x = x / 255f; scaled = true; }
-                    break;
+                var (top, left, h, w) = RandomResizedCropParams(height, width, c.Scale, c.Ratio, generator);
+                var (oh, ow) = Size2(c.Size);
+                return new ResizePlan(new PixelRect(left, top, w, h), ow, oh, Filter(c.Interpolation));
             }
+            case ResizeConfig r:
+            {
+                var (oh, ow) = ResizeTarget(height, width, r);
+                return new ResizePlan(new PixelRect(0, 0, width, height), ow, oh, Filter(r.Interpolation));
+            }
+            default:
+                return null;
         }
-        return scaled ? x : x / 255f;
     }
 
-    /// <summary>torchvision's RandomResizedCrop.get_params: 10 tries of area × log-uniform ratio, then a centre-crop fallback.</summary>
+    private static ResampleFilter Filter(string interpolation) => interpolation switch
+    {
+        "bicubic" => ResampleFilter.Bicubic,
+        "nearest" => ResampleFilter.Nearest,
+        _ => ResampleFilter.Bilinear,
+    };
+
+    /// <summary>Steps up to ToTensor act on the 8-bit image (PIL's), the rest on the float tensor.</summary>
+    private static Tensor Transform(RgbImage image, IEnumerable<TransformConfig> steps, Generator? generator)
+    {
+        using var enumerator = steps.GetEnumerator();
+        while (enumerator.MoveNext())
+        {
+            var step = enumerator.Current;
+            if (step is ToTensorConfig) break;
+            image = step switch
+            {
+                RandomHorizontalFlipConfig f => Draw(generator) < f.P ? FlipHorizontal(image) : image,
+                CenterCropConfig cc => CenterCrop(image, Size2(cc.Size)),
+                _ => Resize(image, Plan(step, image.Width, image.Height, generator)!.Value),
+            };
+        }
+        var x = ToTensor(image);
+        while (enumerator.MoveNext()) x = TensorStep(x, enumerator.Current, generator);
+        return x;
+    }
+
+    private static float Draw(Generator? generator) => rand(1, generator: generator).item<float>();
+
+    /// <summary>torchvision's ToTensor: HWC bytes → CHW float in [0, 1].</summary>
+    private static Tensor ToTensor(RgbImage image)
+    {
+        int plane = image.Width * image.Height;
+        var data = new float[3 * plane];
+        var px = image.Pixels;
+        for (int p = 0, i = 0; p < plane; p++, i += 3)
+        {
+            data[p] = px[i] / 255f;
+            data[plane + p] = px[i + 1] / 255f;
+            data[2 * plane + p] = px[i + 2] / 255f;
+        }
+        return tensor(data, [3, image.Height, image.Width]);
+    }
+
+    private static RgbImage FlipHorizontal(RgbImage image)
+    {
+        var px = new byte[image.Pixels.Length];
+        for (int y = 0; y < image.Height; y++)
+            for (int x = 0; x < image.Width; x++)
+            {
+                int s = (y * image.Width + x) * 3, d = (y * image.Width + image.Width - 1 - x) * 3;
+                px[d] = image.Pixels[s];
+                px[d + 1] = image.Pixels[s + 1];
+                px[d + 2] = image.Pixels[s + 2];
+            }
+        return new RgbImage(image.Width, image.Height, px);
+    }
+
+    /// <summary>torchvision CenterCrop on a PIL image: zero padding when the image is smaller, offsets round((H − h)/2) as Python rounds.</summary>
+    private static RgbImage CenterCrop(RgbImage image, (int H, int W) size)
+    {
+        if (size.H > image.Height || size.W > image.Width)
+        {
+            int padH = Math.Max(0, size.H - image.Height), padW = Math.Max(0, size.W - image.Width);
+            int h = image.Height + padH, w = image.Width + padW, padTop = padH / 2, padLeft = padW / 2;
+            var px = new byte[h * w * 3];
+            for (int y = 0; y < image.Height; y++)
+                Buffer.BlockCopy(image.Pixels, y * image.Width * 3, px, ((padTop + y) * w + padLeft) * 3, image.Width * 3);
+            image = new RgbImage(w, h, px);
+        }
+        int top = (int)Math.Round((image.Height - size.H) / 2.0, MidpointRounding.ToEven);
+        int left = (int)Math.Round((image.Width - size.W) / 2.0, MidpointRounding.ToEven);
+        return Resampler.Crop(image, new PixelRect(left, top, size.W, size.H));
+    }
+
+    /// <summary>A transform after ToTensor: torchvision's tensor path (torch's interpolate, antialias as configured).</summary>
+    private static Tensor TensorStep(Tensor x, TransformConfig step, Generator? generator)
+    {
+        switch (step)
+        {
+            case RandomResizedCropConfig c:
+            {
+                var (top, left, h, w) = RandomResizedCropParams(x.shape[1], x.shape[2], c.Scale, c.Ratio, generator);
+                var (oh, ow) = Size2(c.Size);
+                return TensorResize(x[.., top..(top + h), left..(left + w)], oh, ow, c.Interpolation, c.Antialias);
+            }
+            case RandomHorizontalFlipConfig f:
+                return Draw(generator) < f.P ? x.flip(-1) : x;
+            case ResizeConfig r:
+            {
+                var (oh, ow) = ResizeTarget(x.shape[1], x.shape[2], r);
+                return TensorResize(x, oh, ow, r.Interpolation, r.Antialias);
+            }
+            case CenterCropConfig cc:
+                return TensorCenterCrop(x, Size2(cc.Size));
+            default:
+                return x;
+        }
+    }
+
+    /// <summary>
+    /// torchvision's RandomResizedCrop.get_params, draw for draw: 10 tries of a float32 uniform area
+    /// fraction × exp(float32 uniform log-ratio), rounded half to even as Python rounds, then randint
+    /// offsets; a centre-crop fallback. With a generator seeded as torch.manual_seed the crops are
+    /// upstream's.
+    /// </summary>
     public static (int Top, int Left, int Height, int Width) RandomResizedCropParams(long height, long width, IReadOnlyList<double> scale, IReadOnlyList<double> ratio, Generator? generator)
     {
         double area = height * width;
-        double logLo = Math.Log(ratio[0]), logHi = Math.Log(ratio[1]);
+        var logRatio = log(tensor(new[] { (float)ratio[0], (float)ratio[1] }));
+        double logLo = logRatio[0].item<float>(), logHi = logRatio[1].item<float>();
         for (int attempt = 0; attempt < 10; attempt++)
         {
-            double targetArea = area * Uniform(scale[0], scale[1], generator);
-            double aspect = Math.Exp(Uniform(logLo, logHi, generator));
-            int w = (int)Math.Round(Math.Sqrt(targetArea * aspect));
-            int h = (int)Math.Round(Math.Sqrt(targetArea / aspect));
+            double targetArea = area * empty(1).uniform_(scale[0], scale[1], generator).item<float>();
+            double aspect = exp(empty(1).uniform_(logLo, logHi, generator)).item<float>();
+            int w = (int)Math.Round(Math.Sqrt(targetArea * aspect), MidpointRounding.ToEven);
+            int h = (int)Math.Round(Math.Sqrt(targetArea / aspect), MidpointRounding.ToEven);
             if (w > 0 && w <= width && h > 0 && h <= height)
             {
                 int top = (int)randint(0, height - h + 1, [1], generator: generator).item<long>();
@@ -83,14 +217,11 @@ public sealed class ImageTransforms(PreprocessingConfig config)
         }
         double inRatio = (double)width / height;
         int fw, fh;
-        if (inRatio < ratio.Min()) { fw = (int)width; fh = (int)Math.Round(fw / ratio.Min()); }
-        else if (inRatio > ratio.Max()) { fh = (int)height; fw = (int)Math.Round(fh * ratio.Max()); }
+        if (inRatio < ratio.Min()) { fw = (int)width; fh = (int)Math.Round(fw / ratio.Min(), MidpointRounding.ToEven); }
+        else if (inRatio > ratio.Max()) { fh = (int)height; fw = (int)Math.Round(fh * ratio.Max(), MidpointRounding.ToEven); }
         else { fw = (int)width; fh = (int)height; }
         return ((int)(height - fh) / 2, (int)(width - fw) / 2, fh, fw);
     }
-
-    private static double Uniform(double lo, double hi, Generator? generator) =>
-        lo + (hi - lo) * rand(1, dtype: float64, generator: generator).item<double>();
 
     private static (int H, int W) Size2(ScalarOrList<int> size) => size.IsList && size.List!.Count == 2 ? (size.List[0], size.List[1]) : (size.At(0), size.At(0));
 
@@ -106,18 +237,16 @@ public sealed class ImageTransforms(PreprocessingConfig config)
         return portrait ? (newLong, newShort) : (newShort, newLong);
     }
 
-    private static Tensor Resize(Tensor x, int h, int w, string interpolation, bool antialias, bool scaled)
+    private static Tensor TensorResize(Tensor x, int h, int w, string interpolation, bool antialias)
     {
         if (x.shape[1] == h && x.shape[2] == w) return x;
         var mode = interpolation switch { "bicubic" => InterpolationMode.Bicubic, "nearest" => InterpolationMode.Nearest, _ => InterpolationMode.Bilinear };
-        var y = nn.functional.interpolate(x.unsqueeze(0), size: [h, w], mode: mode,
-            align_corners: mode == InterpolationMode.Nearest ? null : false, antialias: antialias && mode != InterpolationMode.Nearest).squeeze(0);
-        // Before ToTensor the image stands for PIL's uint8 image: round and clamp like it.
-        return scaled ? y.clamp(0, 1) : y.round().clamp(0, 255);
+        return nn.functional.interpolate(x.unsqueeze(0), size: [h, w], mode: mode,
+            align_corners: mode == InterpolationMode.Nearest ? null : false, antialias: antialias && mode != InterpolationMode.Nearest).squeeze(0).clamp(0, 1);
     }
 
-    /// <summary>torchvision CenterCrop: offsets round((H − h)/2); pads with zeros when the image is smaller.</summary>
-    private static Tensor CenterCrop(Tensor x, (int H, int W) size)
+    /// <summary>torchvision CenterCrop on a tensor: offsets round((H − h)/2); pads with zeros when the image is smaller.</summary>
+    private static Tensor TensorCenterCrop(Tensor x, (int H, int W) size)
     {
         long h = x.shape[1], w = x.shape[2];
         if (size.H > h || size.W > w)

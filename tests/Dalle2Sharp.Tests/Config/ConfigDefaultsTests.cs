@@ -97,6 +97,7 @@ public class ConfigDefaultsTests
         ["data.shuffle_train"] = "true",
         ["data.resample_train"] = "false",
         ["data.preprocessing"] = "{\"ToTensor\":true}",
+        ["data.reduced_decode"] = "true", // ours: DCT-scaled JPEG decode before the first resize
         // train (§10.5)
         ["train.epochs"] = "20",
         ["train.lr"] = "0.0001",
