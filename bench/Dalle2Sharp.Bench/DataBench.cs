@@ -53,6 +53,7 @@ public static class DataBench
             ["benchmark"] = "data",
             ["samples_per_set"] = Shards * PerShard,
             ["shards_dir"] = dir,
+            ["jpeg_decode"] = ImageDecoder.JpegBackend,
             ["pipeline"] = "tar → SkiaSharp decode (+EXIF) → RandomResizedCrop(scale 0.75–1, ratio 1, Pillow bilinear) → ToTensor → batch 16; torch threads 1; best of 3",
             ["results"] = results,
         };

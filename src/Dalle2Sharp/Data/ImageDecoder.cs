@@ -14,6 +14,11 @@ public static class ImageDecoder
 {
     public static readonly string[] Extensions = ["jpg", "jpeg", "png", "webp"];
 
+    /// <summary>What decodes JPEGs on this machine (see <see cref="TurboJpeg"/>), for logs and benchmarks.</summary>
+    public static string JpegBackend => TurboJpeg.Available
+        ? "libjpeg-turbo with SIMD (libturbojpeg.so.0)"
+        : "SkiaSharp's libjpeg-turbo (no SIMD; install libturbojpeg0 for a faster decode)";
+
     public static RgbImage Decode(byte[] encoded)
     {
         using var image = Open(encoded);
@@ -26,11 +31,13 @@ public static class ImageDecoder
     /// <summary>An image whose header has been read; <see cref="Decode"/> produces its pixels, optionally at a reduced size.</summary>
     public sealed class EncodedImage : IDisposable
     {
+        private readonly byte[] _encoded;
         private readonly SKData _data;
         private readonly SKCodec _codec;
 
         internal EncodedImage(byte[] encoded)
         {
+            _encoded = encoded;
             _data = SKData.CreateCopy(encoded);
             _codec = SKCodec.Create(_data);
             if (_codec is null)
@@ -56,12 +63,14 @@ public static class ImageDecoder
         public RgbImage Decode(int shrink = 1)
         {
             if (shrink is not (1 or 2 or 4 or 8)) throw new ArgumentOutOfRangeException(nameof(shrink), "1, 2, 4 or 8");
+            if (_codec.EncodedFormat == SKEncodedImageFormat.Jpeg && TurboJpeg.TryDecode(_encoded, shrink) is { } rgb)
+                return Orient(rgb.Width, rgb.Height, rgb.Pixels, 3, _codec.EncodedOrigin);
             var size = shrink == 1 ? _codec.Info.Size : _codec.GetScaledDimensions(1f / shrink);
             var (rgba, info, result) = GetPixels(_codec, size.Width, size.Height);
             if (result == SKCodecResult.IncompleteInput) throw new InvalidDataException("image data is truncated");
             if (result == SKCodecResult.InvalidScale && shrink != 1) return Decode(1);
             if (result != SKCodecResult.Success) throw new InvalidDataException($"image decode failed: {result}");
-            return Orient(info.Width, info.Height, rgba, _codec.EncodedOrigin);
+            return Orient(info.Width, info.Height, rgba, 4, _codec.EncodedOrigin);
         }
 
         public void Dispose()
@@ -86,19 +95,21 @@ public static class ImageDecoder
     private static bool Swaps(SKEncodedOrigin origin) =>
         origin is SKEncodedOrigin.LeftTop or SKEncodedOrigin.RightTop or SKEncodedOrigin.RightBottom or SKEncodedOrigin.LeftBottom;
 
-    /// <summary>Drops alpha and applies the EXIF orientation (the eight cases of SKEncodedOrigin).</summary>
-    private static RgbImage Orient(int w, int h, byte[] rgba, SKEncodedOrigin origin)
+    /// <summary>Keeps R, G, B of each pixel (<paramref name="channels"/> 3 or 4: alpha dropped) and applies the EXIF orientation (the eight cases of SKEncodedOrigin).</summary>
+    private static RgbImage Orient(int w, int h, byte[] pixels, int channels, SKEncodedOrigin origin)
     {
+        bool upright = origin is SKEncodedOrigin.TopLeft or SKEncodedOrigin.Default;
+        if (upright && channels == 3) return new RgbImage(w, h, pixels);
         bool swap = Swaps(origin);
         int outW = swap ? h : w, outH = swap ? w : h;
         var rgb = new byte[outW * outH * 3];
-        if (origin is SKEncodedOrigin.TopLeft or SKEncodedOrigin.Default)
+        if (upright)
         {
-            for (int src = 0, dst = 0; dst < rgb.Length; src += 4, dst += 3)
+            for (int src = 0, dst = 0; dst < rgb.Length; src += channels, dst += 3)
             {
-                rgb[dst] = rgba[src];
-                rgb[dst + 1] = rgba[src + 1];
-                rgb[dst + 2] = rgba[src + 2];
+                rgb[dst] = pixels[src];
+                rgb[dst + 1] = pixels[src + 1];
+                rgb[dst + 2] = pixels[src + 2];
             }
             return new RgbImage(outW, outH, rgb);
         }
@@ -118,10 +129,10 @@ public static class ImageDecoder
                     SKEncodedOrigin.LeftBottom => (w - 1 - y, x),
                     _ => (x, y),
                 };
-                int src = (sy * w + sx) * 4, dst = (y * outW + x) * 3;
-                rgb[dst] = rgba[src];
-                rgb[dst + 1] = rgba[src + 1];
-                rgb[dst + 2] = rgba[src + 2];
+                int src = (sy * w + sx) * channels, dst = (y * outW + x) * 3;
+                rgb[dst] = pixels[src];
+                rgb[dst + 1] = pixels[src + 1];
+                rgb[dst + 2] = pixels[src + 2];
             }
         }
         return new RgbImage(outW, outH, rgb);

@@ -206,3 +206,52 @@ public class UpstreamTransformParityTests
         Assert.Equal(7, compared);
     }
 }
+
+/// <summary>
+/// The SIMD decode through libturbojpeg.so.0 (used when installed; .ci/run installs libturbojpeg0)
+/// gives the pixels SkiaSharp's decode gives, at every scale, and EXIF orientation still applies.
+/// </summary>
+public class JpegBackendTests
+{
+    [Fact]
+    public void TurboJpegAndSkiaDecodeTheSamePixels()
+    {
+        Assert.Equal(TurboJpeg.Available, ImageDecoder.JpegBackend.StartsWith("libjpeg-turbo with SIMD"));
+        if (!TurboJpeg.Available) return; // SkiaSharp decodes everything: the other decode tests cover it.
+        string tar = Path.Combine(TestPaths.Shared, "data", "upstream-test-shards", "0.tar");
+        foreach (var sample in WebDatasetReader.Read(File.OpenRead(tar), tar, new DataIssues()))
+        {
+            var jpeg = sample.Files["jpg"];
+            foreach (int shrink in new[] { 1, 2, 4, 8 })
+            {
+                var turbo = TurboJpeg.TryDecode(jpeg, shrink)!;
+                var skia = SkiaDecode(jpeg, shrink);
+                Assert.Equal((skia.Width, skia.Height), (turbo.Width, turbo.Height));
+                Assert.True(skia.Pixels.AsSpan().SequenceEqual(turbo.Pixels), $"{sample.Key} at 1/{shrink}");
+            }
+        }
+    }
+
+    [Fact]
+    public void DamagedOrCmykJpegsAreLeftToSkia()
+    {
+        if (!TurboJpeg.Available) return;
+        var jpeg = ImageDecoder.EncodeJpeg(new RgbImage(16, 16, new byte[16 * 16 * 3]));
+        Assert.Null(TurboJpeg.TryDecode(jpeg[..(jpeg.Length / 2)], 1)); // truncated: a warning is enough to decline
+        Assert.Null(TurboJpeg.TryDecode([0xff, 0xd8, 0xff, 0xe0, 0, 0x10, 1], 1));
+        Assert.Throws<InvalidDataException>(() => ImageDecoder.Decode(jpeg[..(jpeg.Length / 2)]));
+    }
+
+    private static RgbImage SkiaDecode(byte[] jpeg, int shrink)
+    {
+        using var data = SkiaSharp.SKData.CreateCopy(jpeg);
+        using var codec = SkiaSharp.SKCodec.Create(data);
+        var size = codec.GetScaledDimensions(1f / shrink);
+        using var bitmap = new SkiaSharp.SKBitmap(new SkiaSharp.SKImageInfo(size.Width, size.Height, SkiaSharp.SKColorType.Rgba8888, SkiaSharp.SKAlphaType.Unpremul));
+        Assert.Equal(SkiaSharp.SKCodecResult.Success, codec.GetPixels(bitmap.Info, bitmap.GetPixels()));
+        var rgba = bitmap.Bytes;
+        var rgb = new byte[size.Width * size.Height * 3];
+        for (int i = 0, j = 0; i < rgb.Length; i += 3, j += 4) (rgb[i], rgb[i + 1], rgb[i + 2]) = (rgba[j], rgba[j + 1], rgba[j + 2]);
+        return new RgbImage(size.Width, size.Height, rgb);
+    }
+}
