@@ -1,3 +1,6 @@
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
 namespace Dalle2Sharp.Data;
 
 public enum ResampleFilter { Nearest, Bilinear, Bicubic }
@@ -14,8 +17,7 @@ public readonly record struct SourceBox(double X0, double Y0, double X1, double 
 /// 22-bit fixed-point coefficients, the horizontal pass first and each pass rounded to uint8; nearest
 /// as Pillow's affine nearest sampling. Written by hand because upstream applies torchvision's
 /// transforms to PIL images, so this is the behaviour to match, and no library here reproduces it
-/// (Skia's filters differ; torch's antialiased interpolate works in float and, on a whole photo, is
-/// several times slower than this on bytes).
+/// (Skia's filters differ; torch's antialiased interpolate works in float and is slower on bytes).
 /// </summary>
 public static class Resampler
 {
@@ -116,55 +118,84 @@ public static class Resampler
         return shifted < 0 ? (byte)0 : shifted > 255 ? (byte)255 : (byte)shifted;
     }
 
-    private static RgbImage Horizontal(RgbImage image, int x0, int y0, int rows, Taps taps, int outWidth)
+    // The two passes below are Pillow's loops; with SSE4.1 / AVX2 the taps are summed four (a pixel's
+    // three channels and one spare lane) or eight values at a time, integer math unchanged, so the
+    // result is the same bit for bit and the resize several times faster than Pillow's scalar code.
+
+    private static unsafe RgbImage Horizontal(RgbImage image, int x0, int y0, int rows, Taps taps, int outWidth)
     {
-        var src = image.Pixels;
         var dst = new byte[outWidth * rows * 3];
-        for (int y = 0; y < rows; y++)
+        fixed (byte* src = image.Pixels)
+        fixed (int* weights = taps.Weights)
+        fixed (int* bounds = taps.Bounds)
+        fixed (byte* output = dst)
         {
-            int rowStart = ((y0 + y) * image.Width + x0) * 3;
-            for (int xx = 0; xx < outWidth; xx++)
+            for (int y = 0; y < rows; y++)
             {
-                int xmin = taps.Bounds[2 * xx], count = taps.Bounds[2 * xx + 1], kOffset = xx * taps.Size;
-                int r = 1 << (PrecisionBits - 1), g = r, b = r;
-                for (int x = 0, p = rowStart + xmin * 3; x < count; x++, p += 3)
+                byte* row = src + ((y0 + y) * image.Width + x0) * 3;
+                byte* outRow = output + y * outWidth * 3;
+                // A vector reads four bytes per pixel: the spare byte must still lie inside the buffer.
+                int lastByte = ((y0 + y) * image.Width + x0 + bounds[2 * outWidth - 2] + bounds[2 * outWidth - 1]) * 3;
+                bool vectors = Sse41.IsSupported && lastByte + 1 <= image.Pixels.Length;
+                for (int xx = 0; xx < outWidth; xx++)
                 {
-                    int w = taps.Weights[kOffset + x];
-                    r += src[p] * w;
-                    g += src[p + 1] * w;
-                    b += src[p + 2] * w;
+                    int count = bounds[2 * xx + 1];
+                    byte* p = row + bounds[2 * xx] * 3;
+                    int* k = weights + xx * taps.Size;
+                    int r, g, b;
+                    if (vectors)
+                    {
+                        var sum = Vector128.Create(1 << (PrecisionBits - 1));
+                        for (int x = 0; x < count; x++, p += 3)
+                            sum += Sse41.MultiplyLow(Sse41.ConvertToVector128Int32(p), Vector128.Create(k[x]));
+                        (r, g, b) = (sum.GetElement(0), sum.GetElement(1), sum.GetElement(2));
+                    }
+                    else
+                    {
+                        r = g = b = 1 << (PrecisionBits - 1);
+                        for (int x = 0; x < count; x++, p += 3)
+                        {
+                            r += p[0] * k[x];
+                            g += p[1] * k[x];
+                            b += p[2] * k[x];
+                        }
+                    }
+                    outRow[3 * xx] = Clip8(r);
+                    outRow[3 * xx + 1] = Clip8(g);
+                    outRow[3 * xx + 2] = Clip8(b);
                 }
-                int o = (y * outWidth + xx) * 3;
-                dst[o] = Clip8(r);
-                dst[o + 1] = Clip8(g);
-                dst[o + 2] = Clip8(b);
             }
         }
         return new RgbImage(outWidth, rows, dst);
     }
 
-    private static RgbImage Vertical(RgbImage image, int x0, int y0, int width, Taps taps, int outHeight)
+    private static unsafe RgbImage Vertical(RgbImage image, int x0, int y0, int width, Taps taps, int outHeight)
     {
-        var src = image.Pixels;
-        var dst = new byte[width * outHeight * 3];
-        int stride = image.Width * 3;
-        for (int yy = 0; yy < outHeight; yy++)
+        int n = width * 3, stride = image.Width * 3;
+        var dst = new byte[n * outHeight];
+        var sums = new int[n];
+        fixed (byte* src = image.Pixels)
+        fixed (byte* output = dst)
+        fixed (int* acc = sums)
         {
-            int ymin = taps.Bounds[2 * yy], count = taps.Bounds[2 * yy + 1], kOffset = yy * taps.Size;
-            for (int x = 0; x < width; x++)
+            for (int yy = 0; yy < outHeight; yy++)
             {
-                int r = 1 << (PrecisionBits - 1), g = r, b = r;
-                for (int y = 0, p = ((y0 + ymin) * image.Width + x0 + x) * 3; y < count; y++, p += stride)
+                int ymin = taps.Bounds[2 * yy], count = taps.Bounds[2 * yy + 1], kOffset = yy * taps.Size;
+                new Span<int>(acc, n).Fill(1 << (PrecisionBits - 1));
+                for (int y = 0; y < count; y++)
                 {
-                    int w = taps.Weights[kOffset + y];
-                    r += src[p] * w;
-                    g += src[p + 1] * w;
-                    b += src[p + 2] * w;
+                    byte* row = src + (y0 + ymin + y) * stride + x0 * 3;
+                    int w = taps.Weights[kOffset + y], i = 0;
+                    if (Avx2.IsSupported)
+                    {
+                        var wv = Vector256.Create(w);
+                        for (; i + 8 <= n; i += 8)
+                            Avx.Store(acc + i, Avx.LoadVector256(acc + i) + Avx2.MultiplyLow(Avx2.ConvertToVector256Int32(row + i), wv));
+                    }
+                    for (; i < n; i++) acc[i] += row[i] * w;
                 }
-                int o = (yy * width + x) * 3;
-                dst[o] = Clip8(r);
-                dst[o + 1] = Clip8(g);
-                dst[o + 2] = Clip8(b);
+                byte* outRow = output + yy * n;
+                for (int i = 0; i < n; i++) outRow[i] = Clip8(acc[i]);
             }
         }
         return new RgbImage(width, outHeight, dst);
