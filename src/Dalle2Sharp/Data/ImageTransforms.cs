@@ -120,17 +120,21 @@ public sealed class ImageTransforms(PreprocessingConfig config, bool reducedDeco
 
     private static float Draw(Generator? generator) => rand(1, generator: generator).item<float>();
 
+    /// <summary>byte / 255 in float32, as torchvision's ToTensor divides.</summary>
+    private static readonly float[] UnitScale = Enumerable.Range(0, 256).Select(v => v / 255f).ToArray();
+
     /// <summary>torchvision's ToTensor: HWC bytes → CHW float in [0, 1].</summary>
     private static Tensor ToTensor(RgbImage image)
     {
         int plane = image.Width * image.Height;
         var data = new float[3 * plane];
         var px = image.Pixels;
+        var scale = UnitScale;
         for (int p = 0, i = 0; p < plane; p++, i += 3)
         {
-            data[p] = px[i] / 255f;
-            data[plane + p] = px[i + 1] / 255f;
-            data[2 * plane + p] = px[i + 2] / 255f;
+            data[p] = scale[px[i]];
+            data[plane + p] = scale[px[i + 1]];
+            data[2 * plane + p] = scale[px[i + 2]];
         }
         return tensor(data, [3, image.Height, image.Width]);
     }
