@@ -44,7 +44,7 @@ public sealed class DecoderEvaluator : IDisposable
     /// <summary>The FID Inception weights; the published file has no num_batches_tracked entries.</summary>
     private static void LoadInception(FidInceptionV3 net, string file)
     {
-        var source = PyTorchUnpickler.UnpickleStateDict(file);
+        var source = Runtime.TorchFiles.LoadStateDict(file);
         using var _ = no_grad();
         foreach (var (key, target) in net.state_dict())
         {

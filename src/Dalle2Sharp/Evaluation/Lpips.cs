@@ -31,8 +31,8 @@ public sealed class Lpips : nn.Module<Tensor, Tensor, Tensor>
     {
         foreach (var (file, what) in new[] { (backboneFile, "backbone"), (linearHeadsFile, "LPIPS heads") })
             if (!File.Exists(file)) throw new UserInputException($"LPIPS {what} weights {file} not found");
-        var backbone = PyTorchUnpickler.UnpickleStateDict(backboneFile);
-        var heads = PyTorchUnpickler.UnpickleStateDict(linearHeadsFile);
+        var backbone = Runtime.TorchFiles.LoadStateDict(backboneFile);
+        var heads = Runtime.TorchFiles.LoadStateDict(linearHeadsFile);
         LoadMatching(net, backbone, "", backboneFile);
         // lpips' files name the heads lin0 … linN; here they sit in the list `lins`.
         var renamed = new System.Collections.Hashtable();

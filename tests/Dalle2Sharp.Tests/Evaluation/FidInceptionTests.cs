@@ -23,6 +23,20 @@ public class FidInceptionTests
     }
 
     [Fact]
+    public void KeysAndShapesArePytorchFids()
+    {
+        // fid-inception-weight-keys.json lists the state_dict of pytorch-fid's model (torchvision's
+        // Inception3 with the FIDInception blocks), into which pt_inception-2015-12-05-6726825d.pth loads.
+        var listed = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(AppContext.BaseDirectory, "Evaluation", "fid-inception-weight-keys.json")))!["keys"]!.AsArray()
+            .Select(e => (Key: (string)e![0]!, Shape: string.Join("x", e[1]!.AsArray().Select(d => (long)d!)))).ToList();
+        using var net = new FidInceptionV3();
+        var ours = net.state_dict().Select(kv => (Key: kv.Key, Shape: string.Join("x", kv.Value.shape))).ToList();
+        Assert.Equal(566, listed.Count);
+        // Loading goes by name, so order does not matter (TorchSharp lists buffers after parameters).
+        Assert.Equal(listed.OrderBy(k => k.Key, StringComparer.Ordinal), ours.OrderBy(k => k.Key, StringComparer.Ordinal));
+    }
+
+    [Fact]
     public void ForwardGivesEveryFeatureTap()
     {
         using var scope = NewDisposeScope();

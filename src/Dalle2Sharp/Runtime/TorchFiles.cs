@@ -1,0 +1,257 @@
+using System.Buffers.Binary;
+using System.Collections;
+using System.Numerics;
+using System.Text;
+using TorchSharp;
+using TorchSharp.PyBridge;
+using static TorchSharp.torch;
+
+namespace Dalle2Sharp.Runtime;
+
+/// <summary>
+/// Reads state dicts from PyTorch <c>.pth</c> files in both serializations: the zip format of
+/// PyTorch ≥ 1.6 (through TorchSharp.PyBridge) and the older "legacy" stream (here), in which many
+/// published weights still are — LPIPS' v0.1 linear heads, torchvision's 2017 backbones. PyBridge
+/// refuses the legacy format and Razorvine's unpickler keeps one global constructor table (which
+/// PyBridge fills), so the legacy stream is read by the small pickle machine below: the opcodes
+/// torch.save emits for state dicts, nothing more.
+/// </summary>
+public static class TorchFiles
+{
+    /// <summary>Name → tensor (CPU), in the file's order where the format keeps it.</summary>
+    public static Hashtable LoadStateDict(string path)
+    {
+        using var stream = File.OpenRead(path);
+        Span<byte> head = stackalloc byte[4];
+        stream.ReadExactly(head);
+        stream.Position = 0;
+        if (head.SequenceEqual("PK\u0003\u0004"u8)) return PyTorchUnpickler.UnpickleStateDict(stream);
+        try
+        {
+            return LegacyFormat.Read(stream);
+        }
+        catch (Exception e) when (e is InvalidDataException or EndOfStreamException or InvalidCastException or KeyNotFoundException or ArgumentException or InvalidOperationException or FormatException)
+        {
+            throw new InvalidDataException($"{path} is neither a zip nor a legacy PyTorch file that holds a state dict: {e.Message}", e);
+        }
+    }
+
+    /// <summary>torch.save's pre-1.6 stream: magic, protocol, sys info, the object, storage keys, storage bytes.</summary>
+    private static class LegacyFormat
+    {
+        private static readonly BigInteger Magic = BigInteger.Parse("119547037146038801333356");
+
+        public static Hashtable Read(Stream stream)
+        {
+            var machine = new PickleMachine(stream);
+            if (machine.Load() is not BigInteger magic || magic != Magic) throw new InvalidDataException("not a PyTorch file (magic number)");
+            if (machine.Load() is not long protocol || protocol != 1001) throw new InvalidDataException("unknown legacy protocol version");
+            if (machine.Load() is IDictionary info && info["little_endian"] is false) throw new InvalidDataException("big-endian files are not supported");
+            var root = machine.Load();
+            var keys = (List<object?>)machine.Load()!;
+            Span<byte> count = stackalloc byte[8];
+            foreach (string key in keys.Cast<string>())
+            {
+                var storage = machine.Storages[key];
+                stream.ReadExactly(count);
+                long elements = BinaryPrimitives.ReadInt64LittleEndian(count);
+                storage.Bytes = new byte[elements * storage.ElementSize];
+                stream.ReadExactly(storage.Bytes);
+            }
+            if (root is not IDictionary dict) throw new InvalidDataException("the file holds no dictionary of tensors");
+            var result = new Hashtable();
+            foreach (DictionaryEntry entry in dict)
+                if (entry.Value is PendingTensor pending) result[(string)entry.Key] = pending.Materialize();
+            return result;
+        }
+    }
+
+    private sealed record Global(string Module, string Name)
+    {
+        public string FullName => $"{Module}.{Name}";
+    }
+
+    private sealed class Storage(ScalarType dtype, int elementSize)
+    {
+        public ScalarType DType { get; } = dtype;
+        public int ElementSize { get; } = elementSize;
+        public byte[]? Bytes { get; set; }
+    }
+
+    /// <summary>A storage view (legacy files could pickle one): the root storage and an element offset.</summary>
+    private sealed record StorageView(Storage Root, long Offset);
+
+    /// <summary>A tensor whose storage bytes come after the pickle: built once they are read.</summary>
+    private sealed record PendingTensor(StorageView Storage, long Offset, long[] Size, long[] Stride)
+    {
+        public Tensor Materialize()
+        {
+            var root = Storage.Root;
+            var bytes = root.Bytes ?? throw new InvalidDataException("a tensor's storage bytes are missing");
+            var flat = empty(bytes.Length / root.ElementSize, root.DType);
+            flat.bytes = bytes;
+            return flat.as_strided(Size, Stride, Storage.Offset + Offset).contiguous();
+        }
+    }
+
+    /// <summary>An object the machine does not model (kept so the stream can still be walked).</summary>
+    private sealed record PyObject(Global Type, object? Args);
+
+    private sealed class PickleMachine(Stream stream)
+    {
+        private readonly BinaryReader _in = new(stream, Encoding.UTF8, leaveOpen: true);
+        private readonly Dictionary<long, object?> _memo = [];
+        private readonly List<object?> _stack = [];
+        private readonly Stack<int> _marks = new();
+        public Dictionary<string, Storage> Storages { get; } = [];
+
+        private object? Pop()
+        {
+            var value = _stack[^1];
+            _stack.RemoveAt(_stack.Count - 1);
+            return value;
+        }
+
+        private List<object?> PopToMark()
+        {
+            int mark = _marks.Pop();
+            var items = _stack.GetRange(mark, _stack.Count - mark);
+            _stack.RemoveRange(mark, _stack.Count - mark);
+            return items;
+        }
+
+        private string Line()
+        {
+            var text = new StringBuilder();
+            for (char c; (c = (char)_in.ReadByte()) != '\n';) text.Append(c);
+            return text.ToString();
+        }
+
+        private static long Integer(object? value) => value switch
+        {
+            long l => l,
+            BigInteger b => (long)b,
+            _ => throw new InvalidDataException($"expected an integer, got {value?.GetType().Name ?? "None"}"),
+        };
+
+        public object? Load()
+        {
+            _memo.Clear();
+            _stack.Clear();
+            _marks.Clear();
+            while (true)
+            {
+                byte op = _in.ReadByte();
+                switch (op)
+                {
+                    case 0x80: _in.ReadByte(); break;                                   // PROTO
+                    case 0x95: _in.ReadInt64(); break;                                  // FRAME
+                    case (byte)'.': return Pop();                                        // STOP
+                    case (byte)'(': _marks.Push(_stack.Count); break;                    // MARK
+                    case (byte)'}': _stack.Add(new OrderedDictionary<object, object?>()); break;
+                    case (byte)']': _stack.Add(new List<object?>()); break;
+                    case (byte)')': _stack.Add(Array.Empty<object?>()); break;
+                    case (byte)'N': _stack.Add(null); break;
+                    case 0x88: _stack.Add(true); break;
+                    case 0x89: _stack.Add(false); break;
+                    case (byte)'J': _stack.Add((long)_in.ReadInt32()); break;            // BININT
+                    case (byte)'K': _stack.Add((long)_in.ReadByte()); break;             // BININT1
+                    case (byte)'M': _stack.Add((long)_in.ReadUInt16()); break;           // BININT2
+                    case 0x8a: _stack.Add(Long(_in.ReadByte())); break;                  // LONG1
+                    case 0x8b: _stack.Add(Long(_in.ReadInt32())); break;                 // LONG4
+                    case (byte)'G': _stack.Add(BinaryPrimitives.ReadDoubleBigEndian(_in.ReadBytes(8))); break;
+                    case (byte)'X': _stack.Add(Encoding.UTF8.GetString(_in.ReadBytes(_in.ReadInt32()))); break;
+                    case 0x8c: _stack.Add(Encoding.UTF8.GetString(_in.ReadBytes(_in.ReadByte()))); break;
+                    case (byte)'U': _stack.Add(Encoding.Latin1.GetString(_in.ReadBytes(_in.ReadByte()))); break;
+                    case (byte)'T': _stack.Add(Encoding.Latin1.GetString(_in.ReadBytes(_in.ReadInt32()))); break;
+                    case (byte)'q': _memo[_in.ReadByte()] = _stack[^1]; break;           // BINPUT
+                    case (byte)'r': _memo[_in.ReadUInt32()] = _stack[^1]; break;         // LONG_BINPUT
+                    case 0x94: _memo[_memo.Count] = _stack[^1]; break;                   // MEMOIZE
+                    case (byte)'p': _memo[long.Parse(Line())] = _stack[^1]; break;       // PUT
+                    case (byte)'h': _stack.Add(_memo[_in.ReadByte()]); break;            // BINGET
+                    case (byte)'j': _stack.Add(_memo[_in.ReadUInt32()]); break;          // LONG_BINGET
+                    case (byte)'g': _stack.Add(_memo[long.Parse(Line())]); break;        // GET
+                    case (byte)'t': _stack.Add(PopToMark().ToArray()); break;            // TUPLE
+                    case 0x85: _stack.Add(new[] { Pop() }); break;
+                    case 0x86: { var b = Pop(); var a = Pop(); _stack.Add(new[] { a, b }); break; }
+                    case 0x87: { var c = Pop(); var b = Pop(); var a = Pop(); _stack.Add(new[] { a, b, c }); break; }
+                    case (byte)'l': _stack.Add(PopToMark()); break;                      // LIST
+                    case (byte)'a': { var v = Pop(); ((List<object?>)_stack[^1]!).Add(v); break; }
+                    case (byte)'e': { var items = PopToMark(); ((List<object?>)_stack[^1]!).AddRange(items); break; }
+                    case (byte)'d': _stack.Add(Dict(PopToMark())); break;                // DICT
+                    case (byte)'s': { var v = Pop(); var k = Pop(); ((IDictionary)_stack[^1]!)[k!] = v; break; }
+                    case (byte)'u':                                                       // SETITEMS
+                    {
+                        var items = PopToMark();
+                        var dict = (IDictionary)_stack[^1]!;
+                        for (int i = 0; i < items.Count; i += 2) dict[items[i]!] = items[i + 1];
+                        break;
+                    }
+                    case (byte)'c': _stack.Add(new Global(Line(), Line())); break;       // GLOBAL
+                    case 0x93: { var name = (string)Pop()!; var module = (string)Pop()!; _stack.Add(new Global(module, name)); break; }
+                    case (byte)'R': { var args = (object?[])Pop()!; var callable = (Global)Pop()!; _stack.Add(Call(callable, args)); break; }
+                    case 0x81: { var args = (object?[])Pop()!; var type = (Global)Pop()!; _stack.Add(Call(type, args)); break; }
+                    case (byte)'b': Pop(); break;                                         // BUILD: state (e.g. _metadata) not needed
+                    case (byte)'Q': _stack.Add(PersistentLoad((object?[])Pop()!)); break; // BINPERSID
+                    default: throw new InvalidDataException($"pickle opcode 0x{op:x2} is not used by torch.save state dicts");
+                }
+            }
+        }
+
+        private object Long(int length)
+        {
+            var value = new BigInteger(_in.ReadBytes(length), isUnsigned: false, isBigEndian: false);
+            return value >= long.MinValue && value <= long.MaxValue ? (long)value : value;
+        }
+
+        private static OrderedDictionary<object, object?> Dict(List<object?> items)
+        {
+            var dict = new OrderedDictionary<object, object?>();
+            for (int i = 0; i < items.Count; i += 2) dict[items[i]!] = items[i + 1];
+            return dict;
+        }
+
+        private static object? Call(Global callable, object?[] args) => callable.FullName switch
+        {
+            // Older files pass the items as the argument: OrderedDict([[key, value], ...]).
+            "collections.OrderedDict" => args.Length > 0 && args[0] is List<object?> pairs
+                ? Dict(pairs.SelectMany(pair => (IEnumerable<object?>)pair!).ToList())
+                : new OrderedDictionary<object, object?>(),
+            "torch._utils._rebuild_tensor" or "torch._utils._rebuild_tensor_v2" => new PendingTensor(
+                args[0] as StorageView ?? throw new InvalidDataException("a tensor without a storage"),
+                Integer(args[1]),
+                ((object?[])args[2]!).Select(Integer).ToArray(),
+                ((object?[])args[3]!).Select(Integer).ToArray()),
+            "torch._utils._rebuild_parameter" => args[0],
+            _ => new PyObject(callable, args),
+        };
+
+        /// <summary>('storage', type, key, location, size, view) → the storage, created on first sight.</summary>
+        private StorageView PersistentLoad(object?[] pid)
+        {
+            if (pid.Length < 6 || pid[0] as string != "storage" || pid[1] is not Global type)
+                throw new InvalidDataException("a persistent id that is not a tensor storage (a whole pickled module?)");
+            string key = (string)pid[2]!;
+            if (!Storages.TryGetValue(key, out var storage))
+            {
+                var (dtype, size) = type.Name switch
+                {
+                    "DoubleStorage" => (ScalarType.Float64, 8),
+                    "FloatStorage" => (ScalarType.Float32, 4),
+                    "HalfStorage" => (ScalarType.Float16, 2),
+                    "BFloat16Storage" => (ScalarType.BFloat16, 2),
+                    "LongStorage" => (ScalarType.Int64, 8),
+                    "IntStorage" => (ScalarType.Int32, 4),
+                    "ShortStorage" => (ScalarType.Int16, 2),
+                    "CharStorage" => (ScalarType.Int8, 1),
+                    "ByteStorage" => (ScalarType.Byte, 1),
+                    "BoolStorage" => (ScalarType.Bool, 1),
+                    _ => throw new InvalidDataException($"storage type {type.FullName} is not supported"),
+                };
+                Storages[key] = storage = new Storage(dtype, size);
+            }
+            // A view: (view key, offset in elements, size).
+            return pid[5] is object?[] view ? new StorageView(storage, Integer(view[1])) : new StorageView(storage, 0);
+        }
+    }
+}
