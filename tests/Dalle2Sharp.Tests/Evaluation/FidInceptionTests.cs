@@ -36,6 +36,46 @@ public class FidInceptionTests
         Assert.Equal(listed.OrderBy(k => k.Key, StringComparer.Ordinal), ours.OrderBy(k => k.Key, StringComparer.Ordinal));
     }
 
+    /// <summary>
+    /// Against torch-fidelity's FeatureExtractorInceptionV3 (what torchmetrics runs): every tap for two
+    /// 37×45 uint8 images, TF1 resize included, with weights drawn by the recipe in
+    /// Vectors/make_fid_inception_reference.py.
+    /// </summary>
+    [Fact]
+    public void TapsEqualTorchFidelitysExtractor()
+    {
+        using var scope = NewDisposeScope();
+        var keys = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(AppContext.BaseDirectory, "Evaluation", "fid-inception-weight-keys.json")))!["keys"]!.AsArray();
+        var reference = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(AppContext.BaseDirectory, "Evaluation", "Vectors", "fid-inception-reference.json")))!["taps"]!;
+        using var net = new FidInceptionV3();
+        var state = net.state_dict();
+        var g = new Generator(seed: 31);
+        using (no_grad())
+        {
+            foreach (var entry in keys)
+            {
+                string key = (string)entry![0]!;
+                long[] shape = entry[1]!.AsArray().Select(d => (long)d!).ToArray();
+                if (key.EndsWith("num_batches_tracked")) { state[key].zero_(); continue; }
+                double fanIn = shape.Skip(1).Aggregate(1L, (a, b) => a * b);
+                var (lo, hi) = key.EndsWith("conv.weight") || key == "fc.weight" ? (-1 / Math.Sqrt(fanIn), 1 / Math.Sqrt(fanIn))
+                    : key.EndsWith("bn.weight") || key.EndsWith("running_var") ? (0.5, 1.5) : (-0.05, 0.05);
+                state[key].copy_(empty(shape).uniform_(lo, hi, generator: g));
+            }
+        }
+        var images = randint(0, 256, [2, 3, 37, 45], generator: g).to(ScalarType.Byte);
+        Dictionary<string, Tensor> taps;
+        using (no_grad()) taps = net.forward(images);
+        foreach (var tap in new[] { "64", "192", "768", "2048", "logits_unbiased" })
+        {
+            var expected = tensor(reference[tap]!.AsArray().SelectMany(row => row!.AsArray().Select(v => (float)v!)).ToArray()).reshape(2, -1);
+            Assert.Equal(expected.shape, taps[tap].shape);
+            double worst = (taps[tap] - expected).abs().max().item<float>();
+            double scale = expected.abs().max().item<float>();
+            Assert.True(worst <= 1e-4 * scale + 1e-6, $"tap {tap}: max |Δ| {worst} (values up to {scale})");
+        }
+    }
+
     [Fact]
     public void ForwardGivesEveryFeatureTap()
     {
