@@ -58,6 +58,17 @@ public static partial class ConfigValidator
                     err(ElementPath(d.SampleTimesteps, "decoder.sample_timesteps", i),
                         $"must be between 1 and timesteps ({d.Timesteps}), got {steps}");
         PerUnet(d.BetaSchedule, n, "decoder.beta_schedule", err);
+        // linear / quadratic / sigmoid betas end near 0.02 · 1000 / timesteps: at 20 steps or fewer a beta
+        // reaches 1 and the diffusion breaks (upstream trains NaN without a word).
+        if (d.Timesteps is > 0 and <= 20 && (d.BetaSchedule is null || d.BetaSchedule.Values.Count() is 1 || d.BetaSchedule.Values.Count() == n))
+        {
+            var schedules = d.BetaSchedulePerUnet(n);
+            int unet = Enumerable.Range(0, n).FirstOrDefault(i => schedules[i] is "linear" or "quadratic" or "sigmoid", -1);
+            if (unet >= 0)
+                err("decoder.timesteps", $"must be above 20 with the {schedules[unet]} beta schedule of unet {unet + 1}" +
+                    $"{(d.BetaSchedule is null ? " (upstream's default for the last of several unets)" : "")}: its betas end at 20 / timesteps = " +
+                    $"{20.0 / d.Timesteps:0.##}, and a beta of 1 breaks the diffusion (NaN losses); raise timesteps or use the cosine schedule, got {d.Timesteps}");
+        }
         PerUnet(d.LearnedVariance, n, "decoder.learned_variance", err);
         PerUnet(d.PredictXStart, n, "decoder.predict_x_start", err);
         PerUnet(d.PredictV, n, "decoder.predict_v", err);

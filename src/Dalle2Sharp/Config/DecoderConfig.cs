@@ -43,6 +43,10 @@ public sealed class DecoderConfig : ConfigSection
      OneOf("cosine", "linear", "quadratic", "jsd", "sigmoid")]
     public ScalarOrList<string>? BetaSchedule { get; set; }
 
+    /// <summary>Each unet's beta schedule: as configured, else upstream's default (cosine; linear for the last of several unets).</summary>
+    public IReadOnlyList<string> BetaSchedulePerUnet(int numUnets) =>
+        BetaSchedule?.Expand(numUnets) ?? Enumerable.Range(0, numUnets).Select(i => numUnets > 1 && i == numUnets - 1 ? "linear" : "cosine").ToArray();
+
     [Key("learned_variance", "Learn the variance (hybrid VLB loss). As upstream, a single true applies to the first unet only; give a list to choose per unet.")]
     public ScalarOrList<bool> LearnedVariance { get; set; } = true;
 

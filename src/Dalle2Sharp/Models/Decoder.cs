@@ -52,7 +52,7 @@ public sealed class Decoder : nn.Module
 
         // A single learned_variance applies to the first unet only (upstream pads with false).
         LearnedVariance = c.LearnedVariance.IsList ? c.LearnedVariance.List! : Enumerable.Range(0, n).Select(i => i == 0 && c.LearnedVariance.Scalar).ToArray();
-        var schedules = c.BetaSchedule?.Expand(n) ?? Enumerable.Range(0, n).Select(i => n > 1 && i == n - 1 ? "linear" : "cosine").ToArray();
+        var schedules = c.BetaSchedulePerUnet(n);
         var useNoise = n > 1 ? c.UseNoiseForLowresCond.Expand(n - 1) : [];
         var useBlur = n > 1 ? c.UseBlurForLowresCond.Expand(n - 1) : [];
         var sigma = c.BlurSigma.IsList ? (c.BlurSigma.List![0], c.BlurSigma.List[1]) : (c.BlurSigma.Scalar, c.BlurSigma.Scalar);

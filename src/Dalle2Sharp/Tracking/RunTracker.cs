@@ -1,5 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using System.Text.Json.Serialization;
+using System.Text.Json.Serialization.Metadata;
 using Dalle2Sharp.Config;
 
 namespace Dalle2Sharp.Tracking;
@@ -51,13 +53,20 @@ public sealed class RunTracker : IDisposable
 
     public void Print(string line) => _print(line);
 
+    /// <summary>A diverged loss or a degenerate metric is recorded as "NaN" / "Infinity", not a crash.</summary>
+    private static readonly JsonSerializerOptions JsonLines = new()
+    {
+        NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
+        TypeInfoResolver = new DefaultJsonTypeInfoResolver(),
+    };
+
     /// <summary>One metrics record: printed as a line and appended to metrics.jsonl.</summary>
     public void Log(IReadOnlyDictionary<string, object?> values)
     {
         var json = new JsonObject();
         foreach (var (k, v) in values) json[k] = JsonValue.Create(v);
         json["time"] = DateTimeOffset.UtcNow.ToString("O");
-        _metrics.WriteLine(json.ToJsonString());
+        _metrics.WriteLine(json.ToJsonString(JsonLines));
         _print(string.Join("  ", values.Select(kv => $"{kv.Key}: {Format(kv.Value)}")));
     }
 

@@ -79,7 +79,7 @@ public class ConfigValidationTests
             .Set("train.lr", A(1e-4, 3e-4)).Set("train.wd", A(0.01, 0.0)).Set("train.max_grad_norm", A(0.5, 1.0))
             .Set("train.warmup_steps", A(100, null)).Set("train.cond_scale", A(1.0, 3.0))
             .Set("decoder.learned_variance", A(true, false)).Set("decoder.sample_timesteps", A(null, 5))
-            .Set("decoder.beta_schedule", A("cosine", "linear")).Load();
+            .Set("decoder.beta_schedule", A("cosine", "linear")).Set("decoder.timesteps", 25).Load();
         Assert.Equal([1e-4, 3e-4], c.Train.Lr.Expand(2));
         Assert.Equal([100, null], c.Train.WarmupSteps!.Expand(2));
         Assert.Equal(3.0, c.Train.CondScale.At(1));
@@ -136,6 +136,9 @@ public class ConfigValidationTests
     // other rules
     [Fact] public void LrUpperBound() => F().Set("train.lr", 0.1).AssertError("train.lr", "must be in (0, 0.01]");
     [Fact] public void SampleTimestepsAtMostTimesteps() => F().Set("decoder.sample_timesteps", 20).AssertError("decoder.sample_timesteps", "must be between 1 and timesteps (10), got 20");
+    [Fact] public void LinearBetasNeedMoreThan20Timesteps() =>
+        F().Set("decoder.beta_schedule", "linear").AssertError("decoder.timesteps", "must be above 20 with the linear beta schedule of unet 1: its betas end at 20 / timesteps = 2");
+    [Fact] public void CosineBetasTakeFewTimesteps() => Assert.Equal(10, F().Set("decoder.beta_schedule", "cosine").Load().Decoder.Timesteps);
     [Fact] public void MaskTrainsSomething() => F().Set("train.unet_training_mask", A(false)).AssertError("train.unet_training_mask", "trains no unet");
     [Fact] public void WandbNeedsEntity() => F().Set("tracker.log", JsonNode.Parse("""{ "log_type": "wandb", "wandb_project": "p" }""")).AssertError("tracker.log.wandb_entity", "required when log_type is wandb");
     [Fact] public void LocalLoadNeedsFile() => F().Set("tracker.load", new JsonObject { ["load_from"] = "local" }).AssertError("tracker.load.file_path", "required when load_from is local");
