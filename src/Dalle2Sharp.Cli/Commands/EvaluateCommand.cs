@@ -53,6 +53,7 @@ public sealed class EvaluateCommand : Command<EvaluateSettings>
             var metrics = evaluator.Evaluate(trainer, loader, config.Train.CondScale.Expand(decoder.NumUnets), config.Seed);
             var json = new JsonObject();
             foreach (var (k, v) in metrics) json[k] = v;
+            foreach (var (k, v) in evaluator.InputNotes) json[k] = v;
             Console.WriteLine(json.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
         });
 }

@@ -41,6 +41,20 @@ public sealed class DecoderEvaluator : IDisposable
 
     public bool HasMetrics => _inception is not null || _lpips is not null;
 
+    /// <summary>How the images reach the networks, logged next to the numbers (metrics are only comparable under the same inputs).</summary>
+    public IReadOnlyDictionary<string, string> InputNotes
+    {
+        get
+        {
+            var notes = new Dictionary<string, string>();
+            if (_inception is not null)
+                notes["Inception input"] = "uint8, TF1-style bilinear resize to 299 (torch-fidelity's, as torchmetrics uses)";
+            if (_lpips is not null)
+                notes["LPIPS input"] = "real images bilinear-resized (antialiased) to the generated size, both scaled to [-1, 1]";
+            return notes;
+        }
+    }
+
     /// <summary>The FID Inception weights; the published file has no num_batches_tracked entries.</summary>
     private static void LoadInception(FidInceptionV3 net, string file)
     {

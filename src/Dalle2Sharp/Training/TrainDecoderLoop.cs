@@ -191,6 +191,7 @@ public sealed class TrainDecoderLoop
                 var metrics = evaluator.Evaluate(trainer, evalLoader, condScale, c.Seed);
                 var record = new Dictionary<string, object?> { ["Epoch"] = epoch };
                 foreach (var (k, v) in metrics) record[k] = v;
+                foreach (var (k, v) in evaluator.InputNotes) record[k] = v;
                 tracker.Log(record);
             }
 

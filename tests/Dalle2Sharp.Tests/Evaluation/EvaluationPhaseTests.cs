@@ -58,7 +58,9 @@ public class EvaluationPhaseTests
         var r = CliRunner.Run("evaluate", "--checkpoint", dir.File("run/checkpoint.pth"), "--config", dir.File("config.json"));
         Assert.True(r.ExitCode == 0, r.Stderr);
         var metrics = JsonNode.Parse(r.Stdout)!.AsObject();
-        Assert.Equal(["FID", "IS_mean", "IS_std", "KID_mean", "KID_std", "LPIPS"], metrics.Select(kv => kv.Key).Order());
+        Assert.Equal(["FID", "IS_mean", "IS_std", "Inception input", "KID_mean", "KID_std", "LPIPS", "LPIPS input"], metrics.Select(kv => kv.Key).Order(StringComparer.Ordinal));
+        Assert.Contains("TF1", (string)metrics["Inception input"]!);
+        Assert.Contains("TF1", (string)record["Inception input"]!);
     }
 
     [Fact]
