@@ -41,6 +41,17 @@ for photos, size in [(p, s) for p in ("upstream", "large") for s in (64, 256)]:
             images += len(batch)
         best = max(best, images / (time.perf_counter() - start))
     results.append({"photos": photos, "size": size, "processes": 1, "images_per_second": round(best, 1)})
-print(json.dumps({"benchmark": "upstream_data_baseline", "torch": torch.__version__,
+# The floor under upstream's path: PIL decode + convert("RGB") alone.
+decode_only = []
+for photos in ("upstream", "large"):
+    with tarfile.open(sorted(glob.glob(f"{folder}/{photos}/*.tar"))[0]) as tar:
+        jpgs = [tar.extractfile(m).read() for m in tar if m.name.endswith(".jpg")][:7]
+    start, n = time.perf_counter(), 0
+    while time.perf_counter() - start < 3:
+        for data in jpgs:
+            Image.open(io.BytesIO(data)).convert("RGB")
+            n += 1
+    decode_only.append({"photos": photos, "images_per_second": round(n / (time.perf_counter() - start), 1)})
+print(json.dumps({"benchmark": "upstream_data_baseline", "decode_only": decode_only, "torch": torch.__version__,
                   "pipeline": "PIL decode + convert RGB + torchvision RandomResizedCrop + ToTensor + stack 16; 1 thread; best of 3",
                   "results": results}, indent=2))

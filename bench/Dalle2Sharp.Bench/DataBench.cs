@@ -32,10 +32,14 @@ public static class DataBench
         };
         torch.set_num_threads(1);
         var results = new JsonArray();
+        var decodeOnly = new JsonArray();
         foreach (var (name, set) in sets)
         {
             string setDir = Path.Combine(dir, name);
             WriteShards(setDir, set);
+            // The floor under any pipeline: decoding alone, one thread, at full size and at 1/8.
+            foreach (int shrink in new[] { 1, 8 })
+                decodeOnly.Add(new JsonObject { ["photos"] = name, ["shrink"] = shrink, ["images_per_second"] = Math.Round(DecodesPerSecond(set, shrink), 1) });
             foreach (int size in new[] { 64, 256 })
                 foreach (bool reduced in new[] { false, true })
                     foreach (int workers in new[] { 1, 2 })
@@ -56,7 +60,22 @@ public static class DataBench
             ["jpeg_decode"] = ImageDecoder.JpegBackend,
             ["pipeline"] = "tar → SkiaSharp decode (+EXIF) → RandomResizedCrop(scale 0.75–1, ratio 1, Pillow bilinear) → ToTensor → batch 16; torch threads 1; best of 3",
             ["results"] = results,
+            ["decode_only"] = decodeOnly,
         };
+    }
+
+    private static double DecodesPerSecond(List<(byte[] Jpg, byte[] Txt)> photos, int shrink)
+    {
+        var sw = Stopwatch.StartNew();
+        long n = 0;
+        while (sw.Elapsed.TotalSeconds < 3)
+            foreach (var (jpg, _) in photos.Take(7))
+            {
+                using var image = ImageDecoder.Open(jpg);
+                image.Decode(shrink);
+                n++;
+            }
+        return n / sw.Elapsed.TotalSeconds;
     }
 
     private static double ImagesPerSecond(string dir, int size, bool reduced, int workers)
