@@ -45,6 +45,20 @@ public class ResamplerTests
     }
 
     [Fact]
+    public void ThePlainLoopsGiveWhatTheVectorLoopsGive()
+    {
+        var source = new RgbImage(301, 203, Enumerable.Range(0, 301 * 203 * 3).Select(i => (byte)(i * 7919 % 251)).ToArray());
+        var cases = new[] { (64, 48, ResampleFilter.Bilinear), (255, 17, ResampleFilter.Bicubic), (400, 300, ResampleFilter.Bicubic), (33, 190, ResampleFilter.Bilinear) };
+        foreach (var (w, h, filter) in cases)
+        {
+            var vectors = Resampler.Resize(source, w, h, filter);
+            Resampler.UseIntrinsics = false;
+            try { Assert.Equal(vectors.Pixels, Resampler.Resize(source, w, h, filter).Pixels); }
+            finally { Resampler.UseIntrinsics = true; }
+        }
+    }
+
+    [Fact]
     public void AWindowIsResampledAsIfCroppedOut()
     {
         var source = new RgbImage((int)Vectors["width"]!, (int)Vectors["height"]!, Convert.FromBase64String((string)Vectors["source"]!));
