@@ -18,21 +18,20 @@ namespace Dalle2Sharp.Runtime;
 /// </summary>
 public static class TorchFiles
 {
-    /// <summary>Name → tensor (CPU), in the file's order where the format keeps it.</summary>
+    /// <summary>Name → tensor (CPU). A file that is neither format, or damaged, is the user's to fix: <see cref="UserInputException"/>.</summary>
     public static Hashtable LoadStateDict(string path)
     {
-        using var stream = File.OpenRead(path);
-        Span<byte> head = stackalloc byte[4];
-        stream.ReadExactly(head);
-        stream.Position = 0;
-        if (head.SequenceEqual("PK\u0003\u0004"u8)) return PyTorchUnpickler.UnpickleStateDict(stream);
         try
         {
-            return LegacyFormat.Read(stream);
+            using var stream = File.OpenRead(path);
+            Span<byte> head = stackalloc byte[4];
+            stream.ReadExactly(head);
+            stream.Position = 0;
+            return head.SequenceEqual("PK\u0003\u0004"u8) ? PyTorchUnpickler.UnpickleStateDict(stream) : LegacyFormat.Read(stream);
         }
-        catch (Exception e) when (e is InvalidDataException or EndOfStreamException or InvalidCastException or KeyNotFoundException or ArgumentException or InvalidOperationException or FormatException)
+        catch (Exception e) when (e is not OutOfMemoryException)
         {
-            throw new InvalidDataException($"{path} is neither a zip nor a legacy PyTorch file that holds a state dict: {e.Message}", e);
+            throw new UserInputException($"{path}: not a readable PyTorch state dict ({e.Message})", e);
         }
     }
 

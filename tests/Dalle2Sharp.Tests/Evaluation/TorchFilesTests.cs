@@ -54,7 +54,9 @@ public class TorchFilesTests
         string path = dir.File("cut.pth");
         var bytes = File.ReadAllBytes(Legacy);
         File.WriteAllBytes(path, bytes[..(bytes.Length - 40)]);
-        var e = Assert.Throws<InvalidDataException>(() => TorchFiles.LoadStateDict(path));
+        var e = Assert.Throws<UserInputException>(() => TorchFiles.LoadStateDict(path));
         Assert.Contains("cut.pth", e.Message);
+        File.WriteAllBytes(path, [1, 2]);
+        Assert.Throws<UserInputException>(() => TorchFiles.LoadStateDict(path));
     }
 }
