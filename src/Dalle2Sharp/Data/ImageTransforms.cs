@@ -32,7 +32,7 @@ public sealed class ImageTransforms(PreprocessingConfig config, bool reducedDeco
         using var scope = NewDisposeScope();
         using var source = ImageDecoder.Open(encoded);
         var steps = config.Steps;
-        var result = reducedDecode && steps.Count > 0 && Plan(steps[0], source.Width, source.Height, generator) is { } plan
+        var result = ReducesDecode(config, reducedDecode) && Plan(steps[0], source.Width, source.Height, generator) is { } plan
             ? Transform(ResizeFromReducedDecode(source, plan), steps.Skip(1), generator)
             : Transform(source.Decode(), steps, generator);
         return result.MoveToOuterDisposeScope();
@@ -43,6 +43,10 @@ public sealed class ImageTransforms(PreprocessingConfig config, bool reducedDeco
         using var scope = NewDisposeScope();
         return Transform(image, config.Steps, generator).MoveToOuterDisposeScope();
     }
+
+    /// <summary>Whether a JPEG may be decoded at reduced size: the option is on and the first transform resizes.</summary>
+    public static bool ReducesDecode(PreprocessingConfig config, bool reducedDecode) =>
+        reducedDecode && config.Steps.Count > 0 && config.Steps[0] is RandomResizedCropConfig or ResizeConfig;
 
     /// <summary>The largest DCT shrink (8, 4, 2 or 1) that leaves the crop at least as large as the output in both directions.</summary>
     public static int DecodeShrink(int cropWidth, int cropHeight, int outWidth, int outHeight)

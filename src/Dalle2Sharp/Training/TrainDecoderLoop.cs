@@ -59,7 +59,8 @@ public sealed class TrainDecoderLoop
         var unetNumbers = Enumerable.Range(1, decoder.NumUnets).Where(u => trainer.Trained[u - 1]).ToArray();
         _print($"decoder: {decoder.NumUnets} unet(s), {decoder.parameters().Sum(p => p.numel()):N0} parameters; training unet(s) {string.Join(", ", unetNumbers)} on {device}; " +
                $"shards train {splits.Train.Count} / val {splits.Val.Count} / test {splits.Test.Count}");
-        _print($"JPEG decode: {Data.ImageDecoder.JpegBackend}{(c.Data.ReducedDecode ? ", reduced (DCT-scaled) before the first resize" : "")}");
+        _print($"JPEG decode: {Data.ImageDecoder.JpegBackend}" +
+               (Data.ImageTransforms.ReducesDecode(c.Data.Preprocessing, c.Data.ReducedDecode) ? ", at reduced size (DCT-scaled) before the first resize" : ""));
 
         int startEpoch = 0;
         long samplesSeen = 0, resumeSample = 0;
