@@ -1,3 +1,4 @@
+using System.Text;
 using System.Net;
 using System.Net.Sockets;
 using Dalle2Sharp.Data;
@@ -64,6 +65,54 @@ public class SourceTests
         Assert.Equal(1, issues[DataIssueKind.ShardUnreadable]);   // 00002.tar: 404
         Assert.Contains(warnings, w => w.Contains("00002.tar") && w.Contains("404"));
         listener.Stop();
+    }
+
+    [Fact]
+    public void HttpEmbeddingFolderIsListedThroughItsIndexPage()
+    {
+        using var dir = new TestPaths.TempDir();
+        var (_, emb) = ShardBuilder.Dataset(dir.Path, shards: 3, perShard: 4);
+        int port = FreePort();
+        using var listener = new HttpListener();
+        listener.Prefixes.Add($"http://127.0.0.1:{port}/");
+        listener.Start();
+        _ = Task.Run(() =>
+        {
+            while (true)
+            {
+                HttpListenerContext ctx;
+                try { ctx = listener.GetContext(); } catch (Exception) { return; }
+                string local = Path.Combine(dir.Path, Uri.UnescapeDataString(ctx.Request.Url!.AbsolutePath.TrimStart('/')));
+                byte[] body;
+                if (Directory.Exists(local))
+                {
+                    // An index page as python -m http.server writes it; one link absolute, one with a query.
+                    var names = Directory.GetFiles(local).Select(Path.GetFileName).Order().ToList();
+                    body = Encoding.UTF8.GetBytes("<html><body><ul>" + string.Join("", names.Select((n, i) =>
+                        i == 0 ? $"<li><a href=\"/img_emb/{n}\">{n}</a></li>" : $"<li><a href='{n}'>{n}</a></li>")) +
+                        "<li><a href=\"readme.txt?x=1\">readme</a></li></ul></body></html>");
+                }
+                else if (File.Exists(local)) body = File.ReadAllBytes(local);
+                else { ctx.Response.StatusCode = 404; ctx.Response.Close(); continue; }
+                ctx.Response.ContentLength64 = body.Length;
+                ctx.Response.OutputStream.Write(body);
+                ctx.Response.Close();
+            }
+        });
+        var config = DataTestHelpers.Config($"http://127.0.0.1:{port}/{{}}.tar", $"http://127.0.0.1:{port}/img_emb", 3);
+        var (batches, warnings, _) = DataTestHelpers.ReadAll(config);
+        Assert.Empty(warnings);
+        Assert.Equal(12, batches.Sum(b => b.Count));
+        foreach (var batch in batches)
+            for (int i = 0; i < batch.Count; i++)
+            {
+                // Row i of shard s was written as (s, i, 1, …): the key's shard and index must match it.
+                string key = batch.Keys[i];
+                Assert.Equal(int.Parse(key[..5]), batch.ImageEmbeddings![i, 0].item<float>());
+                Assert.Equal(int.Parse(key[5..]), batch.ImageEmbeddings![i, 1].item<float>());
+            }
+        listener.Stop();
+        Assert.Throws<UserInputException>(() => new EmbeddingStore($"http://127.0.0.1:{port}/img_emb"));   // server gone
     }
 
     private static int FreePort()
