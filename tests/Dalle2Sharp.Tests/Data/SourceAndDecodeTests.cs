@@ -186,6 +186,19 @@ public class DecodeTests
     }
 
     [Fact]
+    public void CmykJpegBecomesRgb()
+    {
+        // 16×8 CMYK JPEG written by Pillow 9.4 (Adobe APP14, inverted CMYK): left half cyan
+        // (255, 0, 0, 0), right half red (0, 255, 255, 0); PIL's convert("RGB") gives (0, 255, 255) and (255, 0, 0).
+        var jpeg = Convert.FromBase64String("/9j/7gAOQWRvYmUAZAAAAAAA/9sAQwACAQEBAQECAQEBAgICAgIEAwICAgIFBAQDBAYFBgYGBQYGBgcJCAYHCQcGBggLCAkKCgoKCgYICwwLCgwJCgoK/8AAFAgACAAQBEMRAE0RAFkRAEsRAP/EAB8AAAEFAQEBAQEBAAAAAAAAAAABAgMEBQYHCAkKC//EALUQAAIBAwMCBAMFBQQEAAABfQECAwAEEQUSITFBBhNRYQcicRQygZGhCCNCscEVUtHwJDNicoIJChYXGBkaJSYnKCkqNDU2Nzg5OkNERUZHSElKU1RVVldYWVpjZGVmZ2hpanN0dXZ3eHl6g4SFhoeIiYqSk5SVlpeYmZqio6Slpqeoqaqys7S1tre4ubrCw8TFxsfIycrS09TV1tfY2drh4uPk5ebn6Onq8fLz9PX29/j5+v/aAA4EQwBNAFkASwAAPwD+f+v38r9/K/fyv7/K/gDr+AOiv//Z");
+        var img = ImageDecoder.Decode(jpeg);
+        Assert.Equal((16, 8), (img.Width, img.Height));
+        byte[] Pixel(int x, int y) => img.Pixels.AsSpan((y * 16 + x) * 3, 3).ToArray();
+        Assert.All(Pixel(2, 4).Zip(new byte[] { 0, 255, 255 }), p => Assert.InRange(Math.Abs(p.First - p.Second), 0, 12));
+        Assert.All(Pixel(13, 4).Zip(new byte[] { 255, 0, 0 }), p => Assert.InRange(Math.Abs(p.First - p.Second), 0, 12));
+    }
+
+    [Fact]
     public void CorruptImageThrowsInvalidData() =>
         Assert.Throws<InvalidDataException>(() => ImageDecoder.Decode([0xff, 0xd8, 0xff, 0xe0, 0, 0x10, 1]));
 }

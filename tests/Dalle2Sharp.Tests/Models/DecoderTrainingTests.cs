@@ -48,7 +48,7 @@ public class DecoderTrainingTests
         var loss = decoder.forward(images, randn([2, 16], generator: g), unetNumber: 2, generator: g);
         Assert.True(loss.item<float>() is > 0 and < 10);
         loss.backward();
-        Assert.True(decoder.Unet(2).parameters().Any(p => p.grad is not null && p.grad.abs().sum().item<float>() > 0));
+        Assert.Contains(decoder.Unet(2).parameters(), p => p.grad is not null && p.grad.abs().sum().item<float>() > 0);
         Assert.True(decoder.Unet(1).parameters().All(p => p.grad is null || p.grad.abs().sum().item<float>() == 0));
     }
 }

@@ -113,7 +113,7 @@ public class TrainDecoderLoopTests
     }
 
     [Fact]
-    public void UrlLoaderDownloadsAndResumes()
+    public async Task UrlLoaderDownloadsAndResumes()
     {
         using var dir = new TestPaths.TempDir();
         var first = ShortRun(dir.Path);
@@ -144,7 +144,7 @@ public class TrainDecoderLoopTests
         Assert.Contains(lines, x => x.StartsWith("downloaded"));
         Assert.Contains(lines, x => x.StartsWith("resumed from") && x.EndsWith("loaded_checkpoint.pth: epoch 1, 8 samples seen, steps [2]"));
         Assert.Contains(lines, x => x.StartsWith("epoch 1 done"));
-        server.Wait();
+        await server;
     }
 
     [Fact]
