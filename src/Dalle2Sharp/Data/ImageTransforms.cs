@@ -63,6 +63,7 @@ public sealed class ImageTransforms(PreprocessingConfig config, bool reducedDeco
         if (image.Width == source.Width && image.Height == source.Height) return Resize(image, plan);
         // A DCT-scaled pixel i covers full-size pixels [i·k, (i+1)·k) (the size is rounded up, the last
         // block padded), so the box scales by 1/k exactly; any other decoder scales by its size ratio.
+        // (In an EXIF-mirrored image the padded block ends up first: an offset under one decoded pixel.)
         double sx = image.Width == (source.Width + shrink - 1) / shrink ? 1.0 / shrink : (double)image.Width / source.Width;
         double sy = image.Height == (source.Height + shrink - 1) / shrink ? 1.0 / shrink : (double)image.Height / source.Height;
         var box = new SourceBox(plan.Crop.X * sx, plan.Crop.Y * sy, (plan.Crop.X + plan.Crop.Width) * sx, (plan.Crop.Y + plan.Crop.Height) * sy);

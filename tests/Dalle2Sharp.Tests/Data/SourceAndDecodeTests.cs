@@ -1,3 +1,4 @@
+using Dalle2Sharp.Config;
 using System.Text;
 using System.Net;
 using System.Net.Sockets;
@@ -183,6 +184,31 @@ public class DecodeTests
             // PIL's convert("RGB") drops alpha without compositing: the colour stays.
             Assert.Equal(new byte[] { 200, 100, 50 }, img.Pixels[..3]);
         }
+    }
+
+    [Theory]
+    [InlineData(SKEncodedImageFormat.Png)]
+    [InlineData(SKEncodedImageFormat.Webp)]
+    public void PngAndWebpDecodeAndTakeTheReducedPath(SKEncodedImageFormat format)
+    {
+        // A 96×64 gradient: red runs along x, green along y.
+        using var bitmap = new SKBitmap(new SKImageInfo(96, 64, SKColorType.Rgba8888, SKAlphaType.Opaque));
+        for (int y = 0; y < 64; y++)
+            for (int x = 0; x < 96; x++) bitmap.SetPixel(x, y, new SKColor((byte)(x * 255 / 95), (byte)(y * 255 / 63), 40));
+        using var data = bitmap.Encode(format, 100);
+        var encoded = data.ToArray();
+        var image = ImageDecoder.Decode(encoded);
+        Assert.Equal((96, 64), (image.Width, image.Height));
+        Assert.InRange(image.Pixels[(10 * 96 + 48) * 3], 120, 136);
+        // Through the transforms with a reduced decode (a PNG decodes full size, a WebP may scale):
+        // the same crop gives nearly the same pixels as a full decode.
+        var p = new PreprocessingConfig();
+        p.Steps.Add(new ResizeConfig { Size = new[] { 16, 24 } });
+        p.Steps.Add(new ToTensorConfig());
+        var reduced = new ImageTransforms(p, reducedDecode: true).Apply(encoded);
+        var full = new ImageTransforms(p, reducedDecode: false).Apply(encoded);
+        Assert.Equal(new long[] { 3, 16, 24 }, reduced.shape);
+        Assert.InRange((reduced - full).abs().mean().item<float>(), 0, 0.02);
     }
 
     [Fact]
