@@ -1,7 +1,4 @@
 using Dalle2Sharp.Config;
-using System.Text;
-using System.Net;
-using System.Net.Sockets;
 using Dalle2Sharp.Data;
 using SkiaSharp;
 
@@ -39,90 +36,39 @@ public class SourceTests
     {
         using var dir = new TestPaths.TempDir();
         var (_, emb) = ShardBuilder.Dataset(dir.Path, shards: 2, perShard: 3);
-        int port = FreePort();
-        using var listener = new HttpListener();
-        listener.Prefixes.Add($"http://127.0.0.1:{port}/");
-        listener.Start();
-        int served = 0;
-        var server = Task.Run(() =>
-        {
-            while (served < 3)
-            {
-                HttpListenerContext ctx;
-                try { ctx = listener.GetContext(); } catch (HttpListenerException) { return; }
-                var path = Path.Combine(dir.Path, ctx.Request.Url!.AbsolutePath.TrimStart('/'));
-                served++;
-                if (!File.Exists(path)) { ctx.Response.StatusCode = 404; ctx.Response.Close(); continue; }
-                var bytes = File.ReadAllBytes(path);
-                ctx.Response.ContentLength64 = bytes.Length;
-                ctx.Response.OutputStream.Write(bytes);
-                ctx.Response.Close();
-            }
-        });
-        var config = DataTestHelpers.Config($"http://127.0.0.1:{port}/{{}}.tar", emb, 3);
+        using var server = new LocalFileServer(dir.Path);
+        var config = DataTestHelpers.Config(server.Url + "{}.tar", emb, 3);
         File.Copy(Path.Combine(emb, "img_emb_00000.npy"), Path.Combine(emb, "img_emb_00002.npy"));
         var (batches, warnings, issues) = DataTestHelpers.ReadAll(config);
         Assert.Equal(6, batches.Sum(b => b.Count));
         Assert.Equal(1, issues[DataIssueKind.ShardUnreadable]);   // 00002.tar: 404
         Assert.Contains(warnings, w => w.Contains("00002.tar") && w.Contains("404"));
-        listener.Stop();
+        Assert.Equal(3, server.Requests);                          // 404s are not retried
     }
 
     [Fact]
     public void HttpEmbeddingFolderIsListedThroughItsIndexPage()
     {
         using var dir = new TestPaths.TempDir();
-        var (_, emb) = ShardBuilder.Dataset(dir.Path, shards: 3, perShard: 4);
-        int port = FreePort();
-        using var listener = new HttpListener();
-        listener.Prefixes.Add($"http://127.0.0.1:{port}/");
-        listener.Start();
-        _ = Task.Run(() =>
+        ShardBuilder.Dataset(dir.Path, shards: 3, perShard: 4);
+        string url;
+        using (var server = new LocalFileServer(dir.Path))
         {
-            while (true)
-            {
-                HttpListenerContext ctx;
-                try { ctx = listener.GetContext(); } catch (Exception) { return; }
-                string local = Path.Combine(dir.Path, Uri.UnescapeDataString(ctx.Request.Url!.AbsolutePath.TrimStart('/')));
-                byte[] body;
-                if (Directory.Exists(local))
+            url = server.Url + "img_emb";
+            var config = DataTestHelpers.Config(server.Url + "{}.tar", url, 3);
+            var (batches, warnings, _) = DataTestHelpers.ReadAll(config);
+            Assert.Empty(warnings);
+            Assert.Equal(12, batches.Sum(b => b.Count));
+            foreach (var batch in batches)
+                for (int i = 0; i < batch.Count; i++)
                 {
-                    // An index page as python -m http.server writes it; one link absolute, one with a query.
-                    var names = Directory.GetFiles(local).Select(Path.GetFileName).Order().ToList();
-                    body = Encoding.UTF8.GetBytes("<html><body><ul>" + string.Join("", names.Select((n, i) =>
-                        i == 0 ? $"<li><a href=\"/img_emb/{n}\">{n}</a></li>" : $"<li><a href='{n}'>{n}</a></li>")) +
-                        "<li><a href=\"readme.txt?x=1\">readme</a></li></ul></body></html>");
+                    // Row i of shard s was written as (s, i, 1, …): the key's shard and index must match it.
+                    string key = batch.Keys[i];
+                    Assert.Equal(int.Parse(key[..5]), batch.ImageEmbeddings![i, 0].item<float>());
+                    Assert.Equal(int.Parse(key[5..]), batch.ImageEmbeddings![i, 1].item<float>());
                 }
-                else if (File.Exists(local)) body = File.ReadAllBytes(local);
-                else { ctx.Response.StatusCode = 404; ctx.Response.Close(); continue; }
-                ctx.Response.ContentLength64 = body.Length;
-                ctx.Response.OutputStream.Write(body);
-                ctx.Response.Close();
-            }
-        });
-        var config = DataTestHelpers.Config($"http://127.0.0.1:{port}/{{}}.tar", $"http://127.0.0.1:{port}/img_emb", 3);
-        var (batches, warnings, _) = DataTestHelpers.ReadAll(config);
-        Assert.Empty(warnings);
-        Assert.Equal(12, batches.Sum(b => b.Count));
-        foreach (var batch in batches)
-            for (int i = 0; i < batch.Count; i++)
-            {
-                // Row i of shard s was written as (s, i, 1, …): the key's shard and index must match it.
-                string key = batch.Keys[i];
-                Assert.Equal(int.Parse(key[..5]), batch.ImageEmbeddings![i, 0].item<float>());
-                Assert.Equal(int.Parse(key[5..]), batch.ImageEmbeddings![i, 1].item<float>());
-            }
-        listener.Stop();
-        Assert.Throws<UserInputException>(() => new EmbeddingStore($"http://127.0.0.1:{port}/img_emb"));   // server gone
-    }
-
-    private static int FreePort()
-    {
-        var l = new TcpListener(IPAddress.Loopback, 0);
-        l.Start();
-        int port = ((IPEndPoint)l.LocalEndpoint).Port;
-        l.Stop();
-        return port;
+        }
+        Assert.Throws<UserInputException>(() => new EmbeddingStore(url));   // the server is gone
     }
 }
 

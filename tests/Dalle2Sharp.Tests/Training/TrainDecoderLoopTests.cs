@@ -113,38 +113,26 @@ public class TrainDecoderLoopTests
     }
 
     [Fact]
-    public async Task UrlLoaderDownloadsAndResumes()
+    public void UrlLoaderDownloadsAndResumes()
     {
         using var dir = new TestPaths.TempDir();
         var first = ShortRun(dir.Path);
         new TrainDecoderLoop(first, _ => { }).Run();
         var bytes = File.ReadAllBytes(dir.File("run/checkpoint.pth"));
 
-        var l = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
-        l.Start();
-        int port = ((System.Net.IPEndPoint)l.LocalEndpoint).Port;
-        l.Stop();
-        using var listener = new System.Net.HttpListener();
-        listener.Prefixes.Add($"http://127.0.0.1:{port}/");
-        listener.Start();
-        var server = Task.Run(() =>
-        {
-            var ctx = listener.GetContext();
-            ctx.Response.ContentLength64 = bytes.Length;
-            ctx.Response.OutputStream.Write(bytes);
-            ctx.Response.Close();
-        });
+        Directory.CreateDirectory(dir.File("served"));
+        File.WriteAllBytes(dir.File("served/checkpoint.pth"), bytes);
+        using var server = new LocalFileServer(dir.File("served"));
 
         var second = TinyRun(dir.Path, epochs: 2);
         second.Train.EpochSamples = 8;
         second.Tracker.DataPath = dir.File("run2");
-        second.Tracker.Load = new TrackerLoadConfig { LoadFrom = "url", Url = $"http://127.0.0.1:{port}/checkpoint.pth" };
+        second.Tracker.Load = new TrackerLoadConfig { LoadFrom = "url", Url = server.Url + "checkpoint.pth" };
         var lines = new List<string>();
         new TrainDecoderLoop(second, lines.Add).Run();
         Assert.Contains(lines, x => x.StartsWith("downloaded"));
         Assert.Contains(lines, x => x.StartsWith("resumed from") && x.EndsWith("loaded_checkpoint.pth: epoch 1, 8 samples seen, steps [2]"));
         Assert.Contains(lines, x => x.StartsWith("epoch 1 done"));
-        await server;
     }
 
     [Fact]
