@@ -20,8 +20,11 @@ namespace Dalle2Sharp.Data;
 /// </summary>
 public sealed class ImageTransforms(PreprocessingConfig config, bool reducedDecode = true)
 {
-    /// <summary>What a RandomResizedCrop or Resize does to an image of a given size: crop, then resize to Width × Height.</summary>
-    private readonly record struct ResizePlan(PixelRect Crop, int Width, int Height, ResampleFilter Filter);
+    /// <summary>
+    /// What a RandomResizedCrop or Resize does to an image of a given size: crop, then resize to Width ×
+    /// Height (Antialias only matters on the tensor path: Pillow always antialiases).
+    /// </summary>
+    private readonly record struct ResizePlan(PixelRect Crop, int Width, int Height, ResampleFilter Filter, bool Antialias);
 
     /// <summary>Decodes (see <see cref="ImageDecoder"/>) and transforms.</summary>
     public Tensor Apply(byte[] encoded, Generator? generator = null)
@@ -84,12 +87,12 @@ public sealed class ImageTransforms(PreprocessingConfig config, bool reducedDeco
             {
                 var (top, left, h, w) = RandomResizedCropParams(height, width, c.Scale, c.Ratio, generator);
                 var (oh, ow) = Size2(c.Size);
-                return new ResizePlan(new PixelRect(left, top, w, h), ow, oh, Filter(c.Interpolation));
+                return new ResizePlan(new PixelRect(left, top, w, h), ow, oh, Filter(c.Interpolation), c.Antialias);
             }
             case ResizeConfig r:
             {
                 var (oh, ow) = ResizeTarget(height, width, r);
-                return new ResizePlan(new PixelRect(0, 0, width, height), ow, oh, Filter(r.Interpolation));
+                return new ResizePlan(new PixelRect(0, 0, width, height), ow, oh, Filter(r.Interpolation), r.Antialias);
             }
             default:
                 return null;
@@ -115,7 +118,8 @@ public sealed class ImageTransforms(PreprocessingConfig config, bool reducedDeco
             {
                 RandomHorizontalFlipConfig f => Draw(generator) < f.P ? FlipHorizontal(image) : image,
                 CenterCropConfig cc => CenterCrop(image, Size2(cc.Size)),
-                _ => Resize(image, Plan(step, image.Width, image.Height, generator)!.Value),
+                RandomResizedCropConfig or ResizeConfig => Resize(image, Plan(step, image.Width, image.Height, generator)!.Value),
+                _ => throw new NotSupportedException($"transform {step.Name}"),
             };
         }
         var x = ToTensor(image);
@@ -158,21 +162,30 @@ public sealed class ImageTransforms(PreprocessingConfig config, bool reducedDeco
         return new RgbImage(image.Width, image.Height, px);
     }
 
-    /// <summary>torchvision CenterCrop on a PIL image: zero padding when the image is smaller, offsets round((H − h)/2) as Python rounds.</summary>
+    /// <summary>
+    /// torchvision's CenterCrop geometry: zero padding (split as torchvision splits it) when the image is
+    /// smaller than the crop, then offsets round((H − h) / 2) in the padded image, rounded as Python rounds.
+    /// </summary>
+    private static (int Top, int Bottom, int Left, int Right, PixelRect Crop) CenterCropLayout(int height, int width, (int H, int W) size)
+    {
+        int padH = Math.Max(0, size.H - height), padW = Math.Max(0, size.W - width);
+        int top = (int)Math.Round((height + padH - size.H) / 2.0, MidpointRounding.ToEven);
+        int left = (int)Math.Round((width + padW - size.W) / 2.0, MidpointRounding.ToEven);
+        return (padH / 2, (padH + 1) / 2, padW / 2, (padW + 1) / 2, new PixelRect(left, top, size.W, size.H));
+    }
+
     private static RgbImage CenterCrop(RgbImage image, (int H, int W) size)
     {
-        if (size.H > image.Height || size.W > image.Width)
+        var layout = CenterCropLayout(image.Height, image.Width, size);
+        if (layout.Top + layout.Bottom + layout.Left + layout.Right > 0)
         {
-            int padH = Math.Max(0, size.H - image.Height), padW = Math.Max(0, size.W - image.Width);
-            int h = image.Height + padH, w = image.Width + padW, padTop = padH / 2, padLeft = padW / 2;
+            int h = image.Height + layout.Top + layout.Bottom, w = image.Width + layout.Left + layout.Right;
             var px = new byte[h * w * 3];
             for (int y = 0; y < image.Height; y++)
-                Buffer.BlockCopy(image.Pixels, y * image.Width * 3, px, ((padTop + y) * w + padLeft) * 3, image.Width * 3);
+                Buffer.BlockCopy(image.Pixels, y * image.Width * 3, px, ((layout.Top + y) * w + layout.Left) * 3, image.Width * 3);
             image = new RgbImage(w, h, px);
         }
-        int top = (int)Math.Round((image.Height - size.H) / 2.0, MidpointRounding.ToEven);
-        int left = (int)Math.Round((image.Width - size.W) / 2.0, MidpointRounding.ToEven);
-        return Resampler.Crop(image, new PixelRect(left, top, size.W, size.H));
+        return Resampler.Crop(image, layout.Crop);
     }
 
     /// <summary>A transform after ToTensor: torchvision's tensor path (torch's interpolate, antialias as configured).</summary>
@@ -180,21 +193,22 @@ public sealed class ImageTransforms(PreprocessingConfig config, bool reducedDeco
     {
         switch (step)
         {
-            case RandomResizedCropConfig c:
+            case RandomResizedCropConfig or ResizeConfig:
             {
-                var (top, left, h, w) = RandomResizedCropParams(x.shape[1], x.shape[2], c.Scale, c.Ratio, generator);
-                var (oh, ow) = Size2(c.Size);
-                return TensorResize(x[.., top..(top + h), left..(left + w)], oh, ow, c.Interpolation, c.Antialias);
+                var plan = Plan(step, (int)x.shape[2], (int)x.shape[1], generator)!.Value;
+                var crop = plan.Crop;
+                return TensorResize(x[.., crop.Y..(crop.Y + crop.Height), crop.X..(crop.X + crop.Width)], plan);
             }
             case RandomHorizontalFlipConfig f:
                 return Draw(generator) < f.P ? x.flip(-1) : x;
-            case ResizeConfig r:
-            {
-                var (oh, ow) = ResizeTarget(x.shape[1], x.shape[2], r);
-                return TensorResize(x, oh, ow, r.Interpolation, r.Antialias);
-            }
             case CenterCropConfig cc:
-                return TensorCenterCrop(x, Size2(cc.Size));
+            {
+                var layout = CenterCropLayout((int)x.shape[1], (int)x.shape[2], Size2(cc.Size));
+                if (layout.Top + layout.Bottom + layout.Left + layout.Right > 0)
+                    x = nn.functional.pad(x, [layout.Left, layout.Right, layout.Top, layout.Bottom]);
+                var crop = layout.Crop;
+                return x[.., crop.Y..(crop.Y + crop.Height), crop.X..(crop.X + crop.Width)];
+            }
             default:
                 return x;
         }
@@ -246,26 +260,11 @@ public sealed class ImageTransforms(PreprocessingConfig config, bool reducedDeco
         return portrait ? (newLong, newShort) : (newShort, newLong);
     }
 
-    private static Tensor TensorResize(Tensor x, int h, int w, string interpolation, bool antialias)
+    private static Tensor TensorResize(Tensor x, ResizePlan plan)
     {
-        if (x.shape[1] == h && x.shape[2] == w) return x;
-        var mode = interpolation switch { "bicubic" => InterpolationMode.Bicubic, "nearest" => InterpolationMode.Nearest, _ => InterpolationMode.Bilinear };
-        return nn.functional.interpolate(x.unsqueeze(0), size: [h, w], mode: mode,
-            align_corners: mode == InterpolationMode.Nearest ? null : false, antialias: antialias && mode != InterpolationMode.Nearest).squeeze(0).clamp(0, 1);
-    }
-
-    /// <summary>torchvision CenterCrop on a tensor: offsets round((H − h)/2); pads with zeros when the image is smaller.</summary>
-    private static Tensor TensorCenterCrop(Tensor x, (int H, int W) size)
-    {
-        long h = x.shape[1], w = x.shape[2];
-        if (size.H > h || size.W > w)
-        {
-            long padH = Math.Max(0, size.H - h), padW = Math.Max(0, size.W - w);
-            x = nn.functional.pad(x, [padW / 2, (padW + 1) / 2, padH / 2, (padH + 1) / 2]);
-            h = x.shape[1];
-            w = x.shape[2];
-        }
-        int top = (int)Math.Round((h - size.H) / 2.0, MidpointRounding.ToEven), left = (int)Math.Round((w - size.W) / 2.0, MidpointRounding.ToEven);
-        return x[.., top..(top + size.H), left..(left + size.W)];
+        if (x.shape[1] == plan.Height && x.shape[2] == plan.Width) return x;
+        var mode = plan.Filter switch { ResampleFilter.Bicubic => InterpolationMode.Bicubic, ResampleFilter.Nearest => InterpolationMode.Nearest, _ => InterpolationMode.Bilinear };
+        return nn.functional.interpolate(x.unsqueeze(0), size: [plan.Height, plan.Width], mode: mode,
+            align_corners: mode == InterpolationMode.Nearest ? null : false, antialias: plan.Antialias && mode != InterpolationMode.Nearest).squeeze(0).clamp(0, 1);
     }
 }

@@ -71,6 +71,23 @@ public class TransformTests
     }
 
     [Fact]
+    public void AfterToTensorTheTensorPathGivesWhatThePilPathGives()
+    {
+        // torch's antialiased interpolate follows Pillow's filter; only Pillow's uint8 rounding differs.
+        var img = Gradient(90, 60);
+        var beforeToTensor = new ImageTransforms(Steps(new ResizeConfig { Size = 30 }, new CenterCropConfig { Size = new[] { 34, 24 } }, new ToTensorConfig())).Apply(img);
+        var afterToTensor = new ImageTransforms(Steps(new ToTensorConfig(), new ResizeConfig { Size = 30 }, new CenterCropConfig { Size = new[] { 34, 24 } })).Apply(img);
+        Assert.Equal(new long[] { 3, 34, 24 }, afterToTensor.shape);
+        Assert.True((beforeToTensor - afterToTensor).abs().max().item<float>() <= 2 / 255f);
+        // The crop drawn on the tensor is the crop drawn on the image (same generator, same draws).
+        var crop = Steps(new RandomResizedCropConfig { Size = 16, Scale = [0.3, 1.0] }, new ToTensorConfig());
+        var cropAfter = Steps(new ToTensorConfig(), new RandomResizedCropConfig { Size = 16, Scale = [0.3, 1.0] });
+        var a = new ImageTransforms(crop).Apply(img, new Generator(seed: 4));
+        var b = new ImageTransforms(cropAfter).Apply(img, new Generator(seed: 4));
+        Assert.True((a - b).abs().max().item<float>() <= 2 / 255f);
+    }
+
+    [Fact]
     public void FlipWithProbabilityOneMirrors()
     {
         var t = new ImageTransforms(Steps(new RandomHorizontalFlipConfig { P = 1.0 }, new ToTensorConfig()));
