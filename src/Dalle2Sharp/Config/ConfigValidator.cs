@@ -60,7 +60,7 @@ public static partial class ConfigValidator
         PerUnet(d.BetaSchedule, n, "decoder.beta_schedule", err);
         // linear / quadratic / sigmoid betas end near 0.02 · 1000 / timesteps: at 20 steps or fewer a beta
         // reaches 1 and the diffusion breaks (upstream trains NaN without a word).
-        if (d.Timesteps is > 0 and <= 20 && (d.BetaSchedule is null || d.BetaSchedule.Values.Count() is 1 || d.BetaSchedule.Values.Count() == n))
+        if (d.Timesteps is > 0 and <= 20 && (d.BetaSchedule is not { IsList: true } || d.BetaSchedule.List!.Count == n))
         {
             var schedules = d.BetaSchedulePerUnet(n);
             int unet = Enumerable.Range(0, n).FirstOrDefault(i => schedules[i] is "linear" or "quadratic" or "sigmoid", -1);
