@@ -6,7 +6,9 @@ namespace Dalle2Sharp.Evaluation;
 /// The weight files the configured metrics need, where they are looked for (evaluate.weights_dir,
 /// $DALLE2_WEIGHTS_DIR, ~/.cache/dalle2sharp/weights) and where to get them. Checked before training
 /// starts, so a missing file is reported at once rather than at the first evaluation hours later;
-/// a file that is missing but downloadable is fetched into the folder first.
+/// a file that is missing but downloadable is fetched into the folder first — from its publisher, or
+/// from a mirror ($DALLE2_WEIGHTS_MIRROR: a URL laid out as the folder is) for machines without
+/// access to GitHub and download.pytorch.org.
 /// </summary>
 public sealed class MetricWeights
 {
@@ -22,11 +24,14 @@ public sealed class MetricWeights
 
     public string Folder { get; }
 
-    public MetricWeights(EvaluateConfig config)
+    private readonly string? _mirror;
+
+    public MetricWeights(EvaluateConfig config, string? mirror = null)
     {
         Folder = config.WeightsDir
             ?? Environment.GetEnvironmentVariable("DALLE2_WEIGHTS_DIR")
             ?? Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache", "dalle2sharp", "weights");
+        _mirror = (mirror ?? Environment.GetEnvironmentVariable("DALLE2_WEIGHTS_MIRROR"))?.TrimEnd('/');
     }
 
     public string Inception => Path.Combine(Folder, InceptionFile);
@@ -43,7 +48,7 @@ public sealed class MetricWeights
             files.Add((LpipsBackbone(lpips.NetType), Backbones[lpips.NetType].Url));
             files.Add((LpipsHeads(lpips.NetType), $"https://github.com/richzhang/PerceptualSimilarity/raw/master/lpips/weights/v0.1/{lpips.NetType}.pth"));
         }
-        return files;
+        return _mirror is null ? files : files.Select(f => (f.Item1, $"{_mirror}/{Path.GetRelativePath(Folder, f.Item1).Replace('\\', '/')}")).ToList();
     }
 
     /// <summary>Downloads what is missing when possible; throws naming every file still missing and where to get it.</summary>
@@ -66,6 +71,6 @@ public sealed class MetricWeights
         }
         if (missing.Count > 0)
             throw new UserInputException("evaluation needs weight files that are missing and could not be downloaded: " + string.Join("; ", missing) +
-                                         ". Put them there, set evaluate.weights_dir or DALLE2_WEIGHTS_DIR, or remove the metrics from the evaluate section.");
+                                         ". Put them there, set evaluate.weights_dir or DALLE2_WEIGHTS_DIR (or DALLE2_WEIGHTS_MIRROR to download from a mirror), or remove the metrics from the evaluate section.");
     }
 }

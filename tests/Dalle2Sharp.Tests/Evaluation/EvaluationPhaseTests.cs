@@ -24,6 +24,28 @@ public class EvaluationPhaseTests
     }
 
     [Fact]
+    public void MissingWeightsAreDownloadedIntoTheFolder()
+    {
+        // A mirror laid out as the weights folder (DALLE2_WEIGHTS_MIRROR); the publishers' URLs take the same path.
+        using var dir = new TestPaths.TempDir();
+        MetricWeightFiles.WriteRandom(dir.File("mirror"), "squeeze");
+        using var server = new LocalFileServer(dir.File("mirror"));
+        var config = new EvaluateConfig { WeightsDir = dir.File("cache"), FID = new FidConfig(), LPIPS = new LpipsConfig { NetType = "squeeze" } };
+        var weights = new MetricWeights(config, mirror: server.Url);
+        var lines = new List<string>();
+        weights.EnsureAvailable(config, lines.Add, TimeSpan.FromSeconds(10));
+        Assert.Equal(3, lines.Count(l => l.StartsWith("downloading " + server.Url)));
+        foreach (var (path, _) in weights.Required(config))
+            Assert.Equal(File.ReadAllBytes(Path.Combine(dir.File("mirror"), Path.GetRelativePath(dir.File("cache"), path))), File.ReadAllBytes(path));
+        using (new DecoderEvaluator(config, weights, TorchSharp.torch.CPU)) { }     // the downloaded files load
+
+        // A file the mirror does not have: the error names where it was looked for.
+        var alex = new EvaluateConfig { WeightsDir = dir.File("cache"), LPIPS = new LpipsConfig { NetType = "alex" } };
+        var e = Assert.Throws<UserInputException>(() => new MetricWeights(alex, mirror: server.Url).EnsureAvailable(alex, timeout: TimeSpan.FromSeconds(10)));
+        Assert.Contains(server.Url + "alexnet-owt-7be5be79.pth", e.Message);
+    }
+
+    [Fact]
     public void KidSubsetLargerThanTheEvaluationIsAConfigError() =>
         new Config.ConfigFixture().Set("evaluate", JsonNode.Parse("""{ "n_evaluation_samples": 4, "KID": { "subset_size": 10 } }"""))
             .AssertError("evaluate.KID.subset_size", "must not exceed n_evaluation_samples (4), got 10");
