@@ -9,6 +9,7 @@ using Dalle2Sharp.Bench;
 //   dotnet run -c Release --project bench/Dalle2Sharp.Bench -- samplers   (DDIM / DPM-Solver++ vs 250-step DDPM on a trained decoder)
 //   dotnet run -c Release --project bench/Dalle2Sharp.Bench -- training [steps] (train step throughput; RSS over a long run)
 //   dotnet run -c Release --project bench/Dalle2Sharp.Bench -- data       (input pipeline images/s; compare bench/upstream_data_baseline.py)
+Dalle2Sharp.Runtime.NativeSetup.Configure();
 var what = args.FirstOrDefault() ?? "model";
 var result = what switch
 {

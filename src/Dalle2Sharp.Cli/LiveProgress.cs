@@ -12,14 +12,11 @@ public sealed class LiveProgress(ProgressContext context) : ITrainingProgress
     private long _done;
 
     /// <summary>Runs <paramref name="work"/> with a live view when stdout is an interactive terminal, else with plain lines.</summary>
-    public static void Run(Action<ITrainingProgress> work)
+    public static T Run<T>(Func<ITrainingProgress, T> work)
     {
         if (Console.IsOutputRedirected || !AnsiConsole.Profile.Capabilities.Interactive)
-        {
-            work(new PlainProgress());
-            return;
-        }
-        AnsiConsole.Progress()
+            return work(new PlainProgress());
+        return AnsiConsole.Progress()
             .AutoClear(false)
             .Columns(new TaskDescriptionColumn { Alignment = Justify.Left }, new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn(), new SpinnerColumn())
             .Start(ctx => work(new LiveProgress(ctx)));

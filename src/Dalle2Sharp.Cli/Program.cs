@@ -1,11 +1,16 @@
 using Dalle2Sharp.Cli.Commands;
+using Dalle2Sharp;
 using Spectre.Console.Cli;
 
 namespace Dalle2Sharp.Cli;
 
 public static class Program
 {
-    public static int Main(string[] args) => Build().Run(args);
+    public static int Main(string[] args)
+    {
+        Runtime.NativeSetup.Configure();
+        return Build().Run(args);
+    }
 
     /// <summary>The command tree; tests run it in-process.</summary>
     public static CommandApp Build()

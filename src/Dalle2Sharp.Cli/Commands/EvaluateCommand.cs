@@ -50,9 +50,11 @@ public sealed class EvaluateCommand : Command<EvaluateSettings>
             {
                 BatchSize = config.Data.BatchSize, NumWorkers = config.Data.NumWorkers, MaxSamples = config.Evaluate.NEvaluationSamples, Seed = config.Seed,
             });
-            var metrics = evaluator.Evaluate(trainer, loader, config.Train.CondScale.Expand(decoder.NumUnets), config.Seed);
+            var result = evaluator.Evaluate(trainer, loader, config.Train.CondScale.Expand(decoder.NumUnets), config.Seed);
             var json = new JsonObject();
-            foreach (var (k, v) in metrics) json[k] = v;
+            foreach (var (k, v) in result.Metrics) json[k] = v;
+            if (result.Errors.Count > 0) json["errors"] = new JsonArray(result.Errors.Select(e => (JsonNode?)JsonValue.Create(e)).ToArray());
+            foreach (var error in result.Errors) Console.Error.WriteLine($"warning: {error}");
             foreach (var (k, v) in evaluator.InputNotes) json[k] = v;
             Console.WriteLine(json.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
         });

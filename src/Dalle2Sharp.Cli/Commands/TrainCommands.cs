@@ -22,7 +22,7 @@ public sealed class TrainDecoderCommand : Command<TrainDecoderSettings>
         ExitCodes.Run(() =>
         {
             var config = ConfigLoader.LoadFile(settings.Config);
-            LiveProgress.Run(progress => new TrainDecoderLoop(config, progress).Run(settings.Config, cancellationToken));
+            return Interruptible.Run(cancellationToken, cancel => LiveProgress.Run(progress => new TrainDecoderLoop(config, progress).Run(settings.Config, cancel)));
         });
 }
 
@@ -47,6 +47,6 @@ public sealed class QuickstartCommand : Command<QuickstartSettings>
                 Console.WriteLine($"writing the quickstart dataset to {folder}: {shards} shards × 640 images of coloured shapes with stand-in embeddings …");
                 SyntheticShapes.WriteDataset(folder, shards, perShard: 640, size: config.Decoder.ImageSizes?[0] ?? config.Decoder.ImageSize!.Value);
             }
-            LiveProgress.Run(progress => new TrainDecoderLoop(config, progress).Run(settings.Config, cancellationToken));
+            return Interruptible.Run(cancellationToken, cancel => LiveProgress.Run(progress => new TrainDecoderLoop(config, progress).Run(settings.Config, cancel)));
         });
 }

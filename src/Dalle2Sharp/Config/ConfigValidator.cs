@@ -57,6 +57,8 @@ public static partial class ConfigValidator
                 if (v is { } steps && (steps < 1 || steps > d.Timesteps))
                     err(ElementPath(d.SampleTimesteps, "decoder.sample_timesteps", i),
                         $"must be between 1 and timesteps ({d.Timesteps}), got {steps}");
+        if (d.Timesteps == 1 && d.Sampler.Values.Any(v => v as string == "dpmpp"))
+            err("decoder.sampler", "dpmpp needs timesteps ≥ 2 (its steps go between two timesteps), got timesteps 1");
         PerUnet(d.BetaSchedule, n, "decoder.beta_schedule", err);
         // linear / quadratic / sigmoid betas end near 0.02 · 1000 / timesteps: at 20 steps or fewer a beta
         // reaches 1 and the diffusion breaks (upstream trains NaN without a word).
@@ -230,8 +232,20 @@ public static partial class ConfigValidator
                 err($"tracker.save[{i}]", "needs at least one of save_latest_to, save_best_to, save_meta_to");
             if (s.SaveTo == "huggingface" && s.HuggingfaceRepo is null)
                 err($"tracker.save[{i}].huggingface_repo", "required when save_to is huggingface");
+            foreach (var (template, key) in new[] { (s.SaveLatestTo, "save_latest_to"), (s.SaveBestTo, "save_best_to") })
+            {
+                if (template is null) continue;
+                try { Runtime.PythonFormat.Format(template, SaveTemplateFields); }
+                catch (FormatException e) { err($"tracker.save[{i}].{key}", e.Message); }
+            }
         }
     }
+
+    /// <summary>The fields upstream formats save paths with (trainer.save's keyword arguments), with sample values.</summary>
+    private static readonly Dictionary<string, object> SaveTemplateFields = new()
+    {
+        ["epoch"] = 0, ["sample"] = 0L, ["next_task"] = "train", ["samples_seen"] = 0L, ["validation_losses"] = "[]",
+    };
 
     /// <summary>Upstream's check_has_embeddings: every conditioning signal has exactly one source.</summary>
     private static void ValidateEmbeddingSources(TrainDecoderConfig c, Action<string, string> err)

@@ -11,7 +11,7 @@ namespace Dalle2Sharp.Diffusion;
 public sealed class LowresConditioner : nn.Module
 {
     private readonly NoiseScheduler? noise_scheduler;
-    private readonly bool downsampleFirst, useBlur;
+    private readonly bool downsampleFirst, useBlur, autoNormalize;
     private readonly double blurProb;
     private readonly (double Low, double High) blurSigma;
     private readonly (int Low, int High) blurKernelSize;
@@ -19,8 +19,9 @@ public sealed class LowresConditioner : nn.Module
     public bool UseNoise => noise_scheduler is not null;
 
     public LowresConditioner(bool downsampleFirst, bool useBlur, bool useNoise, double blurProb,
-                             (double, double) blurSigma, (int, int) blurKernelSize) : base(nameof(LowresConditioner))
+                             (double, double) blurSigma, (int, int) blurKernelSize, bool autoNormalize = true) : base(nameof(LowresConditioner))
     {
+        this.autoNormalize = autoNormalize;
         this.downsampleFirst = downsampleFirst;
         this.useBlur = useBlur;
         this.blurProb = blurProb;
@@ -31,13 +32,15 @@ public sealed class LowresConditioner : nn.Module
     }
 
     /// <summary>
-    /// <paramref name="image"/> is in [0, 1]. Returns the conditioning image in [0, 1] and, with noise
-    /// augmentation, the noise levels (given, or drawn uniformly in [0, 1000)).
+    /// <paramref name="image"/> is in the decoder's input range ([0, 1], or [-1, 1] without
+    /// auto_normalize_img). Returns the conditioning image in that range and, with noise augmentation,
+    /// the noise levels (given, or drawn uniformly in [0, 1000)). As upstream: each resize clamps to the
+    /// input range (a resize to the same size is skipped and clamps nothing), the noised image is not clamped.
     /// </summary>
     public (Tensor Image, Tensor? NoiseLevel) forward(Tensor image, int targetSize, int downsampleSize, bool training,
                                                       long? fixedNoiseLevel = null, Generator? generator = null)
     {
-        if (downsampleFirst) image = ResizeNearest(image, downsampleSize).clamp(0, 1);
+        if (downsampleFirst) image = ResizeNearest(image, downsampleSize, InputRange);
         if (training && useBlur && rand(1, generator: generator).item<float>() < blurProb)
         {
             double sigma = blurSigma.Low == blurSigma.High ? blurSigma.Low
@@ -46,23 +49,35 @@ public sealed class LowresConditioner : nn.Module
                 : (int)randint(blurKernelSize.Low, blurKernelSize.High + 1, [1], generator: generator).item<long>();
             image = GaussianBlur(image, kernel, sigma);
         }
-        image = ResizeNearest(image, targetSize).clamp(0, 1);
+        image = ResizeNearest(image, targetSize, InputRange);
         if (noise_scheduler is null) return (image, null);
 
         long b = image.shape[0];
         var levels = fixedNoiseLevel is { } level
             ? full(b, level, dtype: int64, device: image.device)
             : randint(0, noise_scheduler.NumTimesteps, [b], dtype: int64, device: image.device, generator: generator);
-        var noise = randn(image.shape, device: image.device, generator: generator);
-        var noised = noise_scheduler.QSample(image * 2 - 1, levels, noise);
-        return (((noised + 1) * 0.5).clamp(0, 1), levels);
+        return (NoiseImage(image, levels, randn(image.shape, device: image.device, generator: generator)), levels);
     }
+
+    /// <summary>Upstream's noise_image: normalise (only with auto_normalize_img), q_sample at the levels, unnormalise; no clamp.</summary>
+    public Tensor NoiseImage(Tensor image, Tensor levels, Tensor noise)
+    {
+        var normalized = autoNormalize ? image * 2 - 1 : image;
+        var noised = noise_scheduler!.QSample(normalized, levels, noise);
+        return autoNormalize ? (noised + 1) * 0.5 : noised;
+    }
+
+    private (double Low, double High) InputRange => autoNormalize ? (0, 1) : (-1, 1);
 
     /// <summary>F.interpolate(mode='nearest') to a square size; identity when already that size.</summary>
     public static Tensor ResizeNearest(Tensor image, int size) =>
         image.shape[^1] == size && image.shape[^2] == size
             ? image
             : nn.functional.interpolate(image, size: [size, size], mode: InterpolationMode.Nearest);
+
+    /// <summary>Upstream's resize_image_to(nearest, clamp_range): a resize clamps, the same size returns the image as it is.</summary>
+    public static Tensor ResizeNearest(Tensor image, int size, (double Low, double High) clampRange) =>
+        image.shape[^1] == size ? image : ResizeNearest(image, size).clamp(clampRange.Low, clampRange.High);
 
     /// <summary>Separable normalised Gaussian blur with reflect padding (kornia's gaussian_blur2d).</summary>
     public static Tensor GaussianBlur(Tensor image, int kernelSize, double sigma)

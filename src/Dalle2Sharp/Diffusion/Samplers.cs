@@ -95,9 +95,8 @@ public static class Samplers
     /// </summary>
     public static Tensor DpmSolverPlusPlus2M(Denoiser d, GuidedModel model, long[] shape, int steps, bool clipDenoised, bool selfCond, Device device, Generator? generator)
     {
-        int T = d.Scheduler.NumTimesteps;
-        steps = Math.Clamp(steps, 1, T);
-        var grid = Enumerable.Range(0, steps + 1).Select(i => (int)Math.Round((T - 1) * (1.0 - (double)i / steps))).ToArray();
+        var grid = DpmSolverGrid(d.Scheduler.NumTimesteps, steps);
+        steps = grid.Length - 1;
         var acValues = d.Scheduler.Buffer("alphas_cumprod").to(float64).cpu().data<double>().ToArray();
         double Alpha(int t) => Math.Sqrt(acValues[t]);
         double Sigma(int t) => Math.Sqrt(1 - acValues[t]);
@@ -130,6 +129,21 @@ public static class Samplers
         }
         previousX0?.Dispose();
         return img;
+    }
+
+    /// <summary>
+    /// The solver's time grid: <paramref name="steps"/> + 1 points evenly from T−1 to 0, rounded to
+    /// timesteps, repeated timesteps dropped (a repeat is a zero-length step: λ(t) − λ(s) = 0 divides the
+    /// second-order correction by zero). With steps ≥ T the grid is every timestep, T − 1 steps.
+    /// </summary>
+    public static int[] DpmSolverGrid(int timesteps, int steps)
+    {
+        if (steps < 1) throw new ArgumentOutOfRangeException(nameof(steps), steps, "sampling steps must be at least 1");
+        if (timesteps < 2) throw new ArgumentOutOfRangeException(nameof(timesteps), timesteps, "DPM-Solver++ needs at least 2 timesteps");
+        steps = Math.Min(steps, timesteps - 1);
+        return Enumerable.Range(0, steps + 1)
+            .Select(i => (int)Math.Round((timesteps - 1) * (1.0 - (double)i / steps)))
+            .Distinct().ToArray();
     }
 
     private static void Replace(ref Tensor? slot, Tensor value)

@@ -8,6 +8,9 @@ using static TorchSharp.torch;
 
 namespace Dalle2Sharp.Evaluation;
 
+/// <summary>The metrics computed, and for each one that could not be, "metric: cause".</summary>
+public sealed record EvaluationResult(Dictionary<string, double> Metrics, List<string> Errors);
+
 /// <summary>
 /// The evaluation phase: generate images from held-out embeddings, then FID / IS / KID on Inception
 /// features of the uint8 images and LPIPS between each real image and its generated one, logged with
@@ -72,17 +75,24 @@ public sealed class DecoderEvaluator : IDisposable
         }
     }
 
-    public Dictionary<string, double> Evaluate(DecoderTrainer trainer, IEnumerable<DecoderBatch> batches, IReadOnlyList<double> condScale, long seed)
+    /// <summary>
+    /// Generates images for up to n_evaluation_samples held-out embeddings and computes the configured
+    /// metrics. A metric that cannot be computed (too few images for KID's subsets, a numerical
+    /// failure) is reported in <see cref="EvaluationResult.Errors"/> with its cause and the others are
+    /// still computed; only a failure of generation itself fails them all.
+    /// </summary>
+    public EvaluationResult Evaluate(DecoderTrainer trainer, IEnumerable<DecoderBatch> batches, IReadOnlyList<double> condScale, long seed)
     {
         var realFeatures = new List<Tensor>();
         var fakeFeatures = new List<Tensor>();
         var fakeLogits = new List<Tensor>();
         var lpips = new List<double>();
+        var errors = new List<string>();
         long count = 0;
         string fidTap = _config.FID?.Feature.ToString() ?? "2048";
         string kidTap = _config.KID?.Feature.ToString() ?? "2048";
         string isTap = _config.IS?.Feature ?? "logits_unbiased";
-        var generator = new Generator((ulong)seed + 13, _device);
+        var generator = new Generator((ulong)seed + GenerationSeedOffset, _device);
         foreach (var batch in batches)
         {
             using (batch)
@@ -91,8 +101,10 @@ public sealed class DecoderEvaluator : IDisposable
                 using var scope = NewDisposeScope();
                 int take = (int)Math.Min(batch.Count, _config.NEvaluationSamples - count);
                 var embeds = batch.ImageEmbeddings?[..take].to(_device);
-                var generated = trainer.Sample(embeds, batch.TextEncodings?[..take].to(_device), new SampleOptions { CondScale = condScale, Generator = generator });
                 var real = batch.Images[..take].to(_device);
+                var generated = trainer.SampleTrained(embeds, batch.TextEncodings?[..take].to(_device), real, new SampleOptions { CondScale = condScale, Generator = generator });
+                // As upstream's generate_samples: real images resized to the generated size, clamped to [0, 1].
+                real = ResizeToGenerated(real, generated);
                 using var _ = no_grad();
                 if (_inception is not null)
                 {
@@ -104,9 +116,7 @@ public sealed class DecoderEvaluator : IDisposable
                 }
                 if (_lpips is not null)
                 {
-                    // Real images come at the data's size: resized to the generated size first (as upstream does).
-                    var realResized = nn.functional.interpolate(real, size: [generated.shape[2], generated.shape[3]], mode: InterpolationMode.Bilinear, align_corners: false, antialias: true);
-                    var d = _lpips.forward(realResized.clamp(0, 1) * 2 - 1, generated * 2 - 1);
+                    var d = _lpips.forward((real * 2 - 1).clamp(-1, 1), (generated * 2 - 1).clamp(-1, 1));
                     lpips.AddRange(d.cpu().data<float>().Select(v => (double)v));
                 }
                 count += take;
@@ -114,34 +124,60 @@ public sealed class DecoderEvaluator : IDisposable
         }
 
         var metrics = new Dictionary<string, double>();
-        if (count == 0) return metrics;
+        if (count == 0) return new EvaluationResult(metrics, ["no evaluation images: the validation split yielded no samples"]);
+        void Try(string metric, Action compute)
+        {
+            try { compute(); }
+            catch (Exception e) when (e is not OutOfMemoryException) { errors.Add($"{metric}: {e.Message}"); }
+        }
         if (_inception is not null)
         {
             using var scope = NewDisposeScope();
             var real = cat(realFeatures.ToArray(), 0);
             var fake = cat(fakeFeatures.ToArray(), 0);
-            long fidWidth = int.Parse(fidTap);
-            if (_config.FID is not null) metrics["FID"] = MetricMath.Fid(real[.., ..(int)fidWidth], fake[.., ..(int)fidWidth]);
+            int fidWidth = int.Parse(fidTap);
+            if (_config.FID is not null) Try("FID", () => metrics["FID"] = MetricMath.Fid(real[.., ..fidWidth], fake[.., ..fidWidth]));
             if (_config.KID is { } kid)
             {
-                var (mean, std) = MetricMath.Kid(real[.., (int)fidWidth..], fake[.., (int)fidWidth..], kid.Subsets, kid.SubsetSize,
-                                                 kid.Degree, kid.Gamma, kid.Coef, new Generator((ulong)seed + 17));
-                (metrics["KID_mean"], metrics["KID_std"]) = (mean, std);
+                if (count < kid.SubsetSize)
+                    errors.Add($"KID: subset_size {kid.SubsetSize} is larger than the {count} images evaluated; skipped (lower evaluate.KID.subset_size)");
+                else
+                    Try("KID", () =>
+                    {
+                        var (mean, std) = MetricMath.Kid(real[.., fidWidth..], fake[.., fidWidth..], kid.Subsets, kid.SubsetSize,
+                                                         kid.Degree, kid.Gamma, kid.Coef, new Generator((ulong)seed + KidSeedOffset));
+                        (metrics["KID_mean"], metrics["KID_std"]) = (mean, std);
+                    });
             }
             if (_config.IS is { } inceptionScore)
-            {
-                var (mean, std) = MetricMath.InceptionScore(cat(fakeLogits.ToArray(), 0), Math.Min(inceptionScore.Splits, (int)count), new Generator((ulong)seed + 19));
-                (metrics["IS_mean"], metrics["IS_std"]) = (mean, std);
-            }
+                Try("IS", () =>
+                {
+                    var (mean, std) = MetricMath.InceptionScore(cat(fakeLogits.ToArray(), 0), Math.Min(inceptionScore.Splits, (int)count),
+                                                                new Generator((ulong)seed + InceptionScoreSeedOffset));
+                    (metrics["IS_mean"], metrics["IS_std"]) = (mean, std);
+                });
             foreach (var t in realFeatures.Concat(fakeFeatures).Concat(fakeLogits)) t.Dispose();
         }
         if (_lpips is not null && lpips.Count > 0)
             metrics["LPIPS"] = _config.LPIPS!.Reduction == "sum" ? lpips.Sum() : lpips.Average();
-        return metrics;
+        return new EvaluationResult(metrics, errors);
     }
 
-    /// <summary>Images in [0, 1] → 0–255 integers, as upstream feeds torchmetrics (uint8).</summary>
-    private static Tensor ToUint8(Tensor images) => (images.clamp(0, 1) * 255).to(ScalarType.Byte);
+    /// <summary>Seed offsets from the run's seed: generation, KID's subsets and IS's split shuffle draw independently.</summary>
+    private const ulong GenerationSeedOffset = 13, KidSeedOffset = 17, InceptionScoreSeedOffset = 19;
+
+    /// <summary>
+    /// Real images at the generated size (upstream's resize_image_to with clamp_range (0, 1)): antialiased
+    /// bilinear here, where upstream uses resize-right's antialiased cubic (see README's differences).
+    /// </summary>
+    private static Tensor ResizeToGenerated(Tensor real, Tensor generated) =>
+        real.shape[^1] == generated.shape[^1]
+            ? real
+            : nn.functional.interpolate(real, size: [generated.shape[2], generated.shape[3]], mode: InterpolationMode.Bilinear,
+                                        align_corners: false, antialias: true).clamp(0, 1);
+
+    /// <summary>Images in [0, 1] → uint8 as upstream's evaluate_trainer: mul(255).add(0.5).clamp(0, 255), truncated.</summary>
+    public static Tensor ToUint8(Tensor images) => (images * 255 + 0.5).clamp(0, 255).to(ScalarType.Byte);
 
     public void Dispose()
     {

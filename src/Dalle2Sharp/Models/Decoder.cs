@@ -76,7 +76,7 @@ public sealed class Decoder : nn.Module
             denoisers.Add(new Denoiser(scheduler, c.Channels, LearnedVariance[i], c.PredictXStart.At(i),
                 c.PredictV.At(i), c.LearnedVarianceConstrainFrac, c.UseDynamicThres, c.DynamicThresPercentile));
 
-            lowres_conds.Add(i == 0 ? nn.Identity() : new LowresConditioner(c.LowresDownsampleFirst, useBlur[i - 1], useNoise[i - 1], c.BlurProb, sigma, kernel));
+            lowres_conds.Add(i == 0 ? nn.Identity() : new LowresConditioner(c.LowresDownsampleFirst, useBlur[i - 1], useNoise[i - 1], c.BlurProb, sigma, kernel, c.AutoNormalizeImg));
 
             int? steps = c.SampleTimesteps?.At(i);
             string kind = c.Sampler.At(i);

@@ -7,9 +7,8 @@ using Dalle2Sharp.Config;
 namespace Dalle2Sharp.Tracking;
 
 /// <summary>
-/// The tracker section at run time: the data_path folder (created; cleared only with
-/// overwrite_data_path and only when it is a safe place to clear), the console log, a JSON-lines
-/// metrics file, and the run file that auto-resume reads.
+/// The tracker section at run time: the data_path folder (created, or reused with overwrite_data_path;
+/// never cleared), the console log, a JSON-lines metrics file, and the run file that auto-resume reads.
 /// </summary>
 public sealed class RunTracker : IDisposable
 {
@@ -27,8 +26,8 @@ public sealed class RunTracker : IDisposable
     }
 
     /// <summary>
-    /// Refuses before any work: logger/loader/saver kinds not built yet, and clearing a folder that is
-    /// the current directory, one of its parents, or outside it.
+    /// Refuses before any work: logger/loader/saver kinds not built yet, and an existing data_path
+    /// without overwrite_data_path.
     /// </summary>
     public static RunTracker Start(TrackerConfig config, bool resuming, Action<string>? print = null)
     {
@@ -37,16 +36,11 @@ public sealed class RunTracker : IDisposable
         foreach (var (saver, i) in config.Save.Select((s, i) => (s, i)))
             if (saver.SaveTo != "local") throw new UserInputException($"tracker.save[{i}].save_to \"{saver.SaveTo}\" is not available yet (local is)");
 
+        // As upstream's Tracker: without overwrite_data_path an existing folder is an error; with it the
+        // folder is reused as it is. Nothing is ever deleted: files of ours are replaced as they are written.
         string full = Path.GetFullPath(config.DataPath);
-        if (Directory.Exists(full) && config.OverwriteDataPath && !resuming)
-        {
-            string cwd = Path.GetFullPath(Environment.CurrentDirectory).TrimEnd('/') + "/";
-            if (!full.StartsWith(cwd, StringComparison.Ordinal) || full.TrimEnd('/') + "/" == cwd)
-                throw new UserInputException($"tracker.data_path {full} is not inside the current directory: refusing to clear it (overwrite_data_path)");
-            Directory.Delete(full, recursive: true);
-        }
-        else if (Directory.Exists(full) && !config.OverwriteDataPath && !resuming && Directory.EnumerateFileSystemEntries(full).Any())
-            throw new UserInputException($"tracker.data_path {full} already exists: set overwrite_data_path, resume, or choose another folder");
+        if (Directory.Exists(full) && !config.OverwriteDataPath && !resuming && Directory.EnumerateFileSystemEntries(full).Any())
+            throw new UserInputException($"tracker.data_path {full} already exists: set overwrite_data_path to reuse it, resume, or choose another folder");
         Directory.CreateDirectory(full);
         return new RunTracker(full, print ?? Console.WriteLine);
     }
@@ -70,20 +64,39 @@ public sealed class RunTracker : IDisposable
         _print(string.Join("  ", values.Select(kv => $"{kv.Key}: {Format(kv.Value)}")));
     }
 
-    /// <summary>Records the last good checkpoint for auto-resume (written atomically).</summary>
+    /// <summary>
+    /// Records the last good checkpoint for auto-resume (written atomically): its path relative to
+    /// data_path, so a moved or copied project still finds it, and the absolute path as a fallback.
+    /// </summary>
     public void RecordCheckpoint(string checkpointPath)
     {
-        var json = new JsonObject { ["checkpoint"] = Path.GetFullPath(checkpointPath), ["logger_type"] = "ConsoleLogger" };
+        string absolute = Path.GetFullPath(checkpointPath);
+        var json = new JsonObject
+        {
+            ["checkpoint"] = Path.GetRelativePath(DataPath, absolute), ["checkpoint_absolute"] = absolute, ["logger_type"] = "ConsoleLogger",
+        };
         Training.Checkpoint.WriteAtomically(RunFilePath, s => JsonSerializer.Serialize(s, json));
     }
 
-    /// <summary>The checkpoint auto-resume would load, if any.</summary>
+    /// <summary>
+    /// The checkpoint auto-resume loads: none without run.json; the one it names, relative to data_path
+    /// first, then as an absolute path. A run.json whose checkpoint exists in neither place is an error:
+    /// starting over would silently throw the run away.
+    /// </summary>
     public static string? LastCheckpoint(string dataPath)
     {
         var file = Path.Combine(dataPath, "run.json");
         if (!File.Exists(file)) return null;
-        var path = JsonNode.Parse(File.ReadAllText(file))?["checkpoint"]?.GetValue<string>();
-        return path is not null && File.Exists(path) ? path : null;
+        JsonNode? run;
+        try { run = JsonNode.Parse(File.ReadAllText(file)); }
+        catch (JsonException e) { throw new UserInputException($"{file} is not valid JSON ({e.Message}): fix or remove it to start over", e); }
+        string? named = run?["checkpoint"]?.GetValue<string>();
+        string? absolute = run?["checkpoint_absolute"]?.GetValue<string>();
+        if (named is null) return null;
+        var candidates = new[] { Path.GetFullPath(named, dataPath), absolute }.OfType<string>().Distinct().ToArray();
+        return candidates.FirstOrDefault(File.Exists)
+            ?? throw new UserInputException($"auto_resume: {file} names the checkpoint {string.Join(" or ", candidates)}, which does not exist; " +
+                                            "stopping instead of starting over (restore the file, or remove run.json to start a new run)");
     }
 
     private static string Format(object? v) => v switch

@@ -61,7 +61,10 @@ public static class Checkpoint
         }
         var model = root["model"] as IDictionary ?? (root.Values.Cast<object?>().All(v => v is Tensor) ? root : null)
             ?? throw new UserInputException($"{path} has neither a 'model' entry nor plain weights");
-        LoadInto(trainer.Decoder, model, path);
+        // Upstream's train_decoder.py replaces unets outside unet_training_mask by nn.Identity: their
+        // weights are absent from its checkpoints, and ours load the same way.
+        var untrained = Enumerable.Range(0, trainer.Decoder.NumUnets).Where(i => !trainer.Trained[i]).ToArray();
+        LoadInto(trainer.Decoder, model, path, untrained.Select(i => $"unets.{i}.").ToArray());
         if (root["steps"] is Tensor steps)
             for (int i = 0; i < trainer.Steps.Length && i < steps.numel(); i++) trainer.Steps[i] = steps[i].item<long>();
         if (onlyModel) return root;
@@ -71,7 +74,11 @@ public static class Checkpoint
                 LoadOptimizerState(optimizer, state, path, i);
         if (trainer.Ema is { } ema && root["ema"] is IDictionary emaState)
             for (int i = 0; i < ema.Count; i++)
-                LoadInto(ema[i], Prefixed(emaState, $"{i}."), path);
+            {
+                var entries = Prefixed(emaState, $"{i}.");
+                if (untrained.Contains(i) && !entries.Keys.Cast<string>().Any(k => k.StartsWith("ema_model.", StringComparison.Ordinal))) continue;
+                LoadInto(ema[i], entries, path);
+            }
         else if (trainer.Ema is { } ema2 && root.ContainsKey("optim0"))
             throw new UserInputException($"{path} has no 'ema' entry, but train.use_ema is true");
         return root;
@@ -92,21 +99,30 @@ public static class Checkpoint
         return result;
     }
 
-    private static void LoadInto(nn.Module module, IDictionary source, string path)
+    /// <summary>
+    /// Copies a state dict into a module, or lists every missing, unexpected or misshapen key. Keys under
+    /// <paramref name="mayBeAbsent"/> may be missing (they keep their values). One-element tensors load
+    /// whether 0-dim or [1] (ema-pytorch changed `initted`/`step` from [1] to 0-dim).
+    /// </summary>
+    private static void LoadInto(nn.Module module, IDictionary source, string path, IReadOnlyList<string>? mayBeAbsent = null)
     {
         var target = module.state_dict();
+        bool Optional(string key) => mayBeAbsent?.Any(p => key.StartsWith(p, StringComparison.Ordinal)) == true;
+        static bool Fits(Tensor given, Tensor target) =>
+            given.shape.SequenceEqual(target.shape) || (given.numel() == 1 && target.numel() == 1 && given.dim() <= 1 && target.dim() <= 1);
         var problems = new List<string>();
-        foreach (var key in target.Keys.Where(k => !source.Contains(k))) problems.Add($"missing {key}");
+        foreach (var key in target.Keys.Where(k => !source.Contains(k) && !Optional(k))) problems.Add($"missing {key}");
         foreach (var key in source.Keys.Cast<string>().Where(k => !target.ContainsKey(k))) problems.Add($"unexpected {key}");
         foreach (var (key, tensorValue) in target)
-            if (source[key] is Tensor given && !given.shape.SequenceEqual(tensorValue.shape))
+            if (source[key] is Tensor given && !Fits(given, tensorValue))
                 problems.Add($"{key}: checkpoint [{string.Join(", ", given.shape)}], model [{string.Join(", ", tensorValue.shape)}]");
         if (problems.Count > 0)
             throw new UserInputException($"{path} does not fit this model ({problems.Count} mismatches): " +
                 string.Join("; ", problems.Take(20)) + (problems.Count > 20 ? $"; … {problems.Count - 20} more" : ""));
         using var _ = no_grad();
         foreach (var (key, tensorValue) in target)
-            tensorValue.copy_(((Tensor)source[key]!).to(tensorValue.dtype));
+            if (source[key] is Tensor given)
+                tensorValue.copy_(given.reshape(tensorValue.shape).to(tensorValue.dtype));
     }
 
     /// <summary>PyTorch's AdamW state_dict: per-parameter moments keyed by index across groups, then the groups.</summary>
@@ -191,25 +207,7 @@ public static class Checkpoint
         };
     }
 
-    /// <summary>Temp file in the target's folder → flush to disk → rename: readers see the old file or the new one, never half of one.</summary>
-    public static void WriteAtomically(string path, Action<Stream> write)
-    {
-        var folder = Path.GetDirectoryName(Path.GetFullPath(path))!;
-        Directory.CreateDirectory(folder);
-        var temp = Path.Combine(folder, $".{Path.GetFileName(path)}.{Environment.ProcessId}.tmp");
-        try
-        {
-            using (var stream = new FileStream(temp, FileMode.Create, FileAccess.Write, FileShare.None))
-            {
-                write(stream);
-                stream.Flush(flushToDisk: true);
-            }
-            File.Move(temp, path, overwrite: true);
-        }
-        catch
-        {
-            try { File.Delete(temp); } catch (IOException) { }
-            throw;
-        }
-    }
+    public static void WriteAtomically(string path, Action<Stream> write) => Runtime.AtomicFile.Write(path, write);
+
+    public static void CopyAtomically(string from, string to) => Runtime.AtomicFile.Copy(from, to);
 }

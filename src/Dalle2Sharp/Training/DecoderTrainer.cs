@@ -117,6 +117,19 @@ public sealed class DecoderTrainer : IDisposable
     }
 
     /// <summary>Samples through the cascade with the EMA weights when use_ema (as upstream's trainer.sample).</summary>
+    /// <summary>The first and last unet (1-based) that unet_training_mask trains.</summary>
+    public (int First, int Last) TrainedRange => (Trained.ToList().IndexOf(true) + 1, Trained.ToList().LastIndexOf(true) + 1);
+
+    /// <summary>
+    /// Upstream's generate_samples for a (partly) masked run: the cascade from the first trained unet —
+    /// starting from the real images when that unet is an upsampler — to the last trained one.
+    /// </summary>
+    public Tensor SampleTrained(Tensor? imageEmbeds, Tensor? textEncodings, Tensor realImages, SampleOptions options)
+    {
+        var (first, last) = TrainedRange;
+        return Sample(imageEmbeds, textEncodings, options with { StartAtUnet = first, StopAtUnet = last, StartImage = first > 1 ? realImages : null });
+    }
+
     public Tensor Sample(Tensor? imageEmbeds, Tensor? textEncodings, SampleOptions options, bool useEma = true)
     {
         var unets = useEma && Ema is not null ? Ema.Select(e => e.Averaged).ToArray() : null;

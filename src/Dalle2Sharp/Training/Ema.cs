@@ -5,10 +5,12 @@ using static TorchSharp.torch;
 namespace Dalle2Sharp.Training;
 
 /// <summary>
-/// Exponential moving average of a unet with ema-pytorch's schedule and state_dict layout
-/// (`initted`, `step`, `online_model.*`, `ema_model.*`), so upstream checkpoints' `ema` entries map.
-/// The decay warms up as 1 − (1 + e/inv_gamma)^(−power) with e = step − update_after_step − 1,
-/// capped at beta; every update_every-th call averages (before update_after_step it copies).
+/// Exponential moving average of a unet as ema-pytorch 0.2.4 (the version DALLE2-pytorch 1.15.6 ran
+/// with) computes it and lays out its state: `initted` float32 [1], `step` int64 [1], `online_model.*`,
+/// `ema_model.*` — so upstream's DecoderTrainer loads our `ema` entries and we load its (newer
+/// ema-pytorch's 0-dim `initted`/`step` load too). The decay warms up as 1 − (1 + e/inv_gamma)^(−power)
+/// with e = step − update_after_step − 1, capped at beta; only every update_every-th call acts: up to
+/// update_after_step it copies, after it the first call copies and then averages (0.2.4's order).
 /// </summary>
 public sealed class UnetEma : nn.Module
 {
@@ -26,6 +28,7 @@ public sealed class UnetEma : nn.Module
 
     public Unet Averaged => ema_model;
     public long Step => step.item<long>();
+    private bool Initted => initted.item<float>() != 0;
 
     public UnetEma(Unet online, double beta = 0.9999, int updateAfterStep = 100, int updateEvery = 10,
                    double invGamma = 1.0, double power = 2.0 / 3.0, double minValue = 0.0) : base(nameof(UnetEma))
@@ -36,8 +39,8 @@ public sealed class UnetEma : nn.Module
         InvGamma = invGamma;
         Power = power;
         MinValue = minValue;
-        initted = tensor(false);
-        step = tensor(0L);
+        initted = zeros(1, dtype: float32);
+        step = zeros(1, dtype: int64);
         online_model = online;
         ema_model = new Unet(online.Config);
         using (no_grad())
@@ -63,17 +66,16 @@ public sealed class UnetEma : nn.Module
         long s = Step;
         using var _ = no_grad();
         step.add_(1);
-        if (!initted.item<bool>())
-        {
-            CopyOnlineToEma();
-            initted.fill_(true);
-            return;
-        }
         if (s % UpdateEvery != 0) return;
         if (s <= UpdateAfterStep)
         {
             CopyOnlineToEma();
             return;
+        }
+        if (!Initted)
+        {
+            CopyOnlineToEma();
+            initted.fill_(1);
         }
         double decay = CurrentDecay();
         foreach (var (ema, online) in ema_model.parameters().Zip(online_model.parameters()))

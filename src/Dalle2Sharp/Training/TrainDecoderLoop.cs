@@ -32,7 +32,18 @@ public sealed class TrainDecoderLoop
         _print = progress.Line;
     }
 
-    public void Run(string? configPath = null, CancellationToken cancel = default)
+    /// <summary>Upstream's TRAIN_CALC_LOSS_EVERY_ITERS: training losses are logged every this many batches, averaged over them.</summary>
+    public const int LogEveryBatches = 10;
+
+    /// <summary>Seed offsets from the run's seed for the generators of each phase (independent streams).</summary>
+    private const ulong TrainSeedOffset = 1, ValidationSeedOffset = 7, GridSeedOffset = 11;
+
+    /// <summary>
+    /// Trains until the configured epochs are done (returns true) or <paramref name="cancel"/> fires
+    /// (SIGINT / SIGTERM): then the current step finishes, a mid-epoch checkpoint that resumes exactly is
+    /// written, and it returns false.
+    /// </summary>
+    public bool Run(string? configPath = null, CancellationToken cancel = default)
     {
         var c = _config;
         if (c.Decoder.Clip is { } clip)
@@ -46,7 +57,7 @@ public sealed class TrainDecoderLoop
 
         string? resumeFrom = ResumeSource(c.Tracker);
         using var tracker = RunTracker.Start(c.Tracker, resuming: resumeFrom is not null, _print);
-        if (configPath is not null) File.Copy(configPath, Path.Combine(tracker.DataPath, "decoder_config.json"), overwrite: true);
+        if (configPath is not null) Checkpoint.CopyAtomically(configPath, Path.Combine(tracker.DataPath, "decoder_config.json"));
 
         var splits = ShardSpec.Split(c.Data, c.Seed);
         var issues = new DataIssues(w => _print($"warning: {w}"));
@@ -59,6 +70,7 @@ public sealed class TrainDecoderLoop
         var unetNumbers = Enumerable.Range(1, decoder.NumUnets).Where(u => trainer.Trained[u - 1]).ToArray();
         _print($"decoder: {decoder.NumUnets} unet(s), {decoder.parameters().Sum(p => p.numel()):N0} parameters; training unet(s) {string.Join(", ", unetNumbers)} on {device}; " +
                $"shards train {splits.Train.Count} / val {splits.Val.Count} / test {splits.Test.Count}");
+        _print($"oneDNN CPU kernels: {NativeSetup.OneDnnIsa}");
         _print($"JPEG decode: {Data.ImageDecoder.JpegBackend}" +
                (Data.ImageTransforms.ReducesDecode(c.Data.Preprocessing, c.Data.ReducedDecode) ? ", at reduced size (DCT-scaled) before the first resize" : ""));
 
@@ -80,11 +92,13 @@ public sealed class TrainDecoderLoop
 
         // The training generator drives timesteps, noise and condition dropout; its state is checkpointed
         // so that a resumed run draws exactly what an uninterrupted one would.
-        var generator = new Generator((ulong)c.Seed + 1, device);
+        var generator = new Generator((ulong)c.Seed + TrainSeedOffset, device);
         if (generatorState is not null) generator.set_state(generatorState);
         var condScale = c.Train.CondScale.Expand(decoder.NumUnets);
+        // Upstream logs unets numbered from 0; the mean of the last LogEveryBatches non-zero losses per unet.
+        var recentLosses = new double[LogEveryBatches, decoder.NumUnets];
         long nextSaveAt = samplesSeen + c.Train.SaveEveryNSamples;
-        for (int epoch = startEpoch; epoch < c.Train.Epochs && !cancel.IsCancellationRequested; epoch++)
+        for (int epoch = startEpoch; epoch < c.Train.Epochs; epoch++)
         {
             // ---- train
             var clock = Stopwatch.StartNew();
@@ -107,7 +121,14 @@ public sealed class TrainDecoderLoop
                 using (batch)
                 {
                     if (skip > 0) { skip -= batch.Count; continue; }
-                    if (cancel.IsCancellationRequested) break;
+                    if (cancel.IsCancellationRequested)
+                    {
+                        Save(tracker, trainer, generator, epoch, epochSamples, "train", validationHistory, samplesSeen, isBest: false);
+                        _progress.EndPhase();
+                        _print($"interrupted: saved {Path.Combine(tracker.DataPath, "checkpoint.pth")} at epoch {epoch}, sample {epochSamples} " +
+                               $"({samplesSeen} samples seen); the same command with tracker.log.auto_resume resumes exactly here");
+                        return false;
+                    }
                     var images = batch.Images.to(device);
                     var embeds = batch.ImageEmbeddings?.to(device);
                     var text = batch.TextEncodings?.to(device);
@@ -115,17 +136,17 @@ public sealed class TrainDecoderLoop
                     {
                         var result = trainer.Step(images, embeds, text, unet, generator);
                         lastLoss[unet] = result.Loss;
+                        recentLosses[step % LogEveryBatches, unet - 1] = result.Skipped ? 0 : result.Loss;
                         if (trainer.ConsecutiveNonFinite >= MaxConsecutiveNonFinite)
                             throw new InvalidOperationException($"{trainer.ConsecutiveNonFinite} non-finite losses in a row (unet {unet}, step {trainer.Steps[unet - 1]}): " +
                                                                 "stopping; the last good checkpoint is kept. Lower train.lr or check the data.");
                     }
                     epochSamples += batch.Count;
                     samplesSeen += batch.Count;
-                    step++;
                     _progress.Advance(batch.Count, string.Join("  ", lastLoss.Select(kv => $"unet {kv.Key} loss {kv.Value:F4}")));
-                    if (step % 10 == 0) GC.Collect();
-                    if (step % 10 == 0)
+                    if (step % LogEveryBatches == 0)
                     {
+                        GC.Collect();
                         var now = clock.Elapsed;
                         var record = new Dictionary<string, object?>
                         {
@@ -134,20 +155,23 @@ public sealed class TrainDecoderLoop
                         };
                         foreach (var unet in unetNumbers)
                         {
-                            record[$"Unet {unet} Training Loss"] = lastLoss.GetValueOrDefault(unet);
-                            if (trainer.Ema is { } ema) record[$"Unet {unet} EMA Decay"] = Math.Round(ema[unet - 1].CurrentDecay(), 5);
+                            var nonZero = Enumerable.Range(0, LogEveryBatches).Select(r => recentLosses[r, unet - 1]).Where(v => v != 0).ToArray();
+                            record[$"Unet {unet - 1} Training Loss"] = nonZero.Length > 0 ? nonZero.Average() : double.NaN;
+                            if (trainer.Ema is { } ema) record[$"Unet {unet - 1} EMA Decay"] = Math.Round(ema[unet - 1].CurrentDecay(), 5);
                         }
                         record["Skipped non-finite steps"] = trainer.SkippedNonFinite;
                         record["Data issues"] = issues.Total;
                         tracker.Log(record);
                         (lastLogSamples, lastLogTime) = (epochSamples, now);
                     }
-                    if (samplesSeen >= nextSaveAt)
+                    // save_immediately: a snapshot at the first batch of every epoch, as upstream.
+                    if (samplesSeen >= nextSaveAt || (c.Train.SaveImmediately && step == 0))
                     {
                         nextSaveAt = samplesSeen + c.Train.SaveEveryNSamples;
-                        SampleGrids(tracker, trainer, dataset, splits, epoch, condScale, device, tag: $"_samples{samplesSeen}");
                         Save(tracker, trainer, generator, epoch, epochSamples, "train", validationHistory, samplesSeen, isBest: false);
+                        Guarded(tracker, epoch, "sample grids", () => SampleGrids(tracker, trainer, dataset, splits, epoch, condScale, device, tag: $"_samples{samplesSeen}"));
                     }
+                    step++;
                 }
             }
 
@@ -160,27 +184,37 @@ public sealed class TrainDecoderLoop
                 BatchSize = c.Data.BatchSize, NumWorkers = c.Data.NumWorkers, MaxSamples = c.Train.ValidationSamples, Seed = c.Seed, Epoch = epoch,
             });
             var sums = unetNumbers.ToDictionary(u => u, _ => 0.0);
-            long valSamples = 0;
-            var valGenerator = new Generator((ulong)c.Seed + 7, device);
+            long valSamples = 0, valBatches = 0;
+            var valGenerator = new Generator((ulong)c.Seed + ValidationSeedOffset, device);
             foreach (var batch in valLoader)
             {
                 using (batch)
                 {
                     foreach (var unet in unetNumbers)
-                        sums[unet] += trainer.Loss(batch.Images.to(device), batch.ImageEmbeddings?.to(device), batch.TextEncodings?.to(device), unet, valGenerator) * batch.Count;
+                        sums[unet] += trainer.Loss(batch.Images.to(device), batch.ImageEmbeddings?.to(device), batch.TextEncodings?.to(device), unet, valGenerator);
                     valSamples += batch.Count;
+                    valBatches++;
                     _progress.Advance(batch.Count, "");
                 }
             }
             _progress.EndPhase();
             double meanValidation = double.NaN;
-            if (valSamples > 0)
+            if (valBatches > 0)
             {
+                // As upstream: the mean of the per-batch losses, unets numbered from 0.
                 var record = new Dictionary<string, object?> { ["Epoch"] = epoch, ["Validation samples"] = valSamples };
-                foreach (var unet in unetNumbers) record[$"Unet {unet} Validation Loss"] = sums[unet] / valSamples;
-                meanValidation = unetNumbers.Average(u => sums[u] / valSamples);
+                foreach (var unet in unetNumbers) record[$"Unet {unet - 1} Validation Loss"] = sums[unet] / valBatches;
+                meanValidation = unetNumbers.Average(u => sums[u] / valBatches);
                 tracker.Log(record);
             }
+
+            // ---- checkpoint: written before sampling and evaluation, so that a failure there never loses the epoch
+            bool isBest = double.IsFinite(meanValidation) && (validationHistory.Count == 0 || meanValidation < validationHistory.Where(double.IsFinite).DefaultIfEmpty(double.MaxValue).Min());
+            if (double.IsFinite(meanValidation)) validationHistory.Add(meanValidation);
+            Save(tracker, trainer, generator, epoch, epochSamples, "train", validationHistory, samplesSeen, isBest, epochEnd: true);
+
+            // ---- samples
+            Guarded(tracker, epoch, "sample grids", () => SampleGrids(tracker, trainer, dataset, splits, epoch, condScale, device));
 
             // ---- evaluation
             if (evaluator.HasMetrics && c.Evaluate.NEvaluationSamples > 0)
@@ -189,22 +223,40 @@ public sealed class TrainDecoderLoop
                 {
                     BatchSize = c.Data.BatchSize, NumWorkers = c.Data.NumWorkers, MaxSamples = c.Evaluate.NEvaluationSamples, Seed = c.Seed, Epoch = epoch,
                 });
-                var metrics = evaluator.Evaluate(trainer, evalLoader, condScale, c.Seed);
-                var record = new Dictionary<string, object?> { ["Epoch"] = epoch };
-                foreach (var (k, v) in metrics) record[k] = v;
-                foreach (var (k, v) in evaluator.InputNotes) record[k] = v;
-                tracker.Log(record);
+                Guarded(tracker, epoch, "evaluation", () =>
+                {
+                    var result = evaluator.Evaluate(trainer, evalLoader, condScale, c.Seed);
+                    var record = new Dictionary<string, object?> { ["Epoch"] = epoch };
+                    foreach (var (k, v) in result.Metrics) record[k] = v;
+                    foreach (var (k, v) in evaluator.InputNotes) record[k] = v;
+                    tracker.Log(record);
+                    foreach (var error in result.Errors) ReportFailure(tracker, epoch, "evaluation", error);
+                });
             }
-
-            // ---- samples and checkpoints
-            SampleGrids(tracker, trainer, dataset, splits, epoch, condScale, device);
-            bool isBest = double.IsFinite(meanValidation) && (validationHistory.Count == 0 || meanValidation < validationHistory.Where(double.IsFinite).DefaultIfEmpty(double.MaxValue).Min());
-            if (double.IsFinite(meanValidation)) validationHistory.Add(meanValidation);
-            Save(tracker, trainer, generator, epoch, epochSamples, "train", validationHistory, samplesSeen, isBest, epochEnd: true);
             var counts = issues.Snapshot().Where(kv => kv.Value > 0).ToDictionary(kv => $"data {kv.Key}", kv => (object?)kv.Value);
             if (counts.Count > 0) tracker.Log(counts);
             _print($"epoch {epoch} done in {clock.Elapsed.TotalSeconds:F0} s: {epochSamples} samples, mean validation loss {meanValidation:F5}{(isBest ? " (best)" : "")}");
         }
+        return true;
+    }
+
+    /// <summary>
+    /// Sampling and evaluation run after the epoch's checkpoint is written: a failure there (a metric
+    /// that cannot be computed, a numerical error) is logged with its cause and training goes on.
+    /// </summary>
+    private void Guarded(RunTracker tracker, int epoch, string phase, Action action)
+    {
+        try { action(); }
+        catch (Exception e) when (e is not OutOfMemoryException and not OperationCanceledException)
+        {
+            ReportFailure(tracker, epoch, phase, $"{e.Message} ({e.GetType().Name})");
+        }
+    }
+
+    private static void ReportFailure(RunTracker tracker, int epoch, string phase, string cause)
+    {
+        tracker.Print($"warning: {phase} failed in epoch {epoch}: {cause}; training goes on");
+        tracker.Log(new Dictionary<string, object?> { ["Epoch"] = epoch, [$"{char.ToUpperInvariant(phase[0])}{phase[1..]} error"] = cause });
     }
 
     private string? ResumeSource(TrackerConfig t)
@@ -270,8 +322,8 @@ public sealed class TrainDecoderLoop
             if (batch is null) continue;
             using (batch)
             {
-                var images = trainer.Sample(batch.ImageEmbeddings?.to(device), batch.TextEncodings?.to(device),
-                    new SampleOptions { CondScale = condScale, Generator = new Generator((ulong)_config.Seed + 11, device) });
+                var images = trainer.SampleTrained(batch.ImageEmbeddings?.to(device), batch.TextEncodings?.to(device), batch.Images.to(device),
+                    new SampleOptions { CondScale = condScale, Generator = new Generator((ulong)_config.Seed + GridSeedOffset, device) });
                 var path = Path.Combine(tracker.DataPath, "samples", $"epoch{epoch:D3}{tag}_{name}.png");
                 SampleGrid.Save(path, batch.Images, images.cpu());
                 tracker.Print($"sample grid: {path} (top: real, bottom: generated)");
@@ -300,14 +352,18 @@ public sealed class TrainDecoderLoop
             string source = checkpoint;
             if (saver.SaveType == "model")
                 source = modelFile ??= SaveModelFile(tracker, trainer);
-            var args = new Dictionary<string, object> { ["epoch"] = epoch, ["sample"] = sample, ["samples_seen"] = samplesSeen };
+            var args = new Dictionary<string, object>
+            {
+                ["epoch"] = epoch, ["sample"] = sample, ["next_task"] = epochEnd ? "train" : nextTask, ["samples_seen"] = samplesSeen,
+                ["validation_losses"] = "[" + string.Join(", ", validation.Select(v => v.ToString("R", System.Globalization.CultureInfo.InvariantCulture))) + "]",
+            };
             if (saver.SaveLatestTo is { } latest) Copy(source, Template(latest, args));
             if (isBest && saver.SaveBestTo is { } best) Copy(source, Template(best, args));
             if (saver.SaveMetaTo is { } meta)
             {
                 var configFile = Path.Combine(tracker.DataPath, "decoder_config.json");
                 if (!File.Exists(configFile)) File.WriteAllText(configFile, ConfigWriter.ToJson(_config));
-                Copy(configFile, Path.Combine(Template(meta, args), "decoder_config.json"));
+                Copy(configFile, Path.Combine(meta, "decoder_config.json"));   // upstream does not format save_meta_to
             }
         }
         tracker.Print($"saved {checkpoint}{(isBest ? " (best)" : "")}");
@@ -335,11 +391,12 @@ public sealed class TrainDecoderLoop
         return path;
     }
 
-    private static void Copy(string from, string to) => Checkpoint.WriteAtomically(to, s => { using var src = File.OpenRead(from); src.CopyTo(s); });
+    private static void Copy(string from, string to) => Checkpoint.CopyAtomically(from, to);
 
+    /// <summary>A save path from its template, with Python str.format and the fields upstream passes (trainer.save's kwargs).</summary>
     private static string Template(string template, IReadOnlyDictionary<string, object> args)
     {
-        foreach (var (k, v) in args) template = template.Replace("{" + k + "}", v.ToString());
-        return template;
+        try { return Runtime.PythonFormat.Format(template, args); }
+        catch (FormatException e) { throw new UserInputException($"tracker.save path template: {e.Message}", e); }
     }
 }

@@ -98,4 +98,35 @@ public class SamplerTests
         }
         Assert.True(sampled.allclose(img, rtol: 1e-5, atol: 1e-6));
     }
+
+    [Theory]
+    [InlineData(20, 20)]   // the rounded grid repeats 10 (9.5 and 10.45): a zero-length step divided by zero
+    [InlineData(10, 25)]   // more steps than timesteps
+    [InlineData(10, 10)]
+    [InlineData(1000, 25)]
+    public void DpmSolverGridHasNoRepeatedTimesteps(int timesteps, int steps)
+    {
+        var grid = Samplers.DpmSolverGrid(timesteps, steps);
+        Assert.Equal(timesteps - 1, grid[0]);
+        Assert.Equal(0, grid[^1]);
+        Assert.True(grid.Zip(grid.Skip(1)).All(p => p.First > p.Second), string.Join(",", grid));
+        if (steps >= timesteps) Assert.Equal(timesteps, grid.Length);
+    }
+
+    [Theory]
+    [InlineData(20, 20)]
+    [InlineData(10, 25)]
+    [InlineData(10, 10)]
+    public void DpmSolverGivesFiniteImagesWhateverTheSteps(int timesteps, int steps)
+    {
+        using var scope = NewDisposeScope();
+        using var decoder = TinyDecoder.Create(unets: 1, timesteps: timesteps);
+        using (no_grad())
+            foreach (var (name, p) in decoder.named_parameters())
+                if (name.Contains("to_out.weight") || name.Contains("to_out.bias")) p.copy_(randn(p.shape, generator: new Generator(seed: 5)) * 0.1);
+        var embed = randn([2, 16], generator: new Generator(seed: 9));
+        var images = decoder.Sample(embed, options: new SampleOptions { Samplers = [new SamplerSpec("dpmpp", steps)], Generator = new Generator(seed: 1) });
+        Assert.True(images.isfinite().all().item<bool>(), "non-finite pixels");
+        Assert.True(images.std().item<float>() > 0.01, "a flat (all-black) image");
+    }
 }

@@ -105,7 +105,7 @@ public class EvaluationPhaseTests
         var lines = new List<string>();
         new TrainDecoderLoop(ConfigLoader.Parse(json), lines.Add).Run();
         Assert.Contains(lines, l => l.Contains("2 unet(s)"));
-        Assert.Contains(lines, l => l.Contains("Unet 2 Validation Loss") && !l.Contains("NaN"));
+        Assert.Contains(lines, l => l.Contains("Unet 1 Validation Loss") && !l.Contains("NaN"));
         var record = File.ReadAllLines(dir.File("run/metrics.jsonl")).Select(l => JsonNode.Parse(l)!.AsObject()).Single(r => r.ContainsKey("FID"));
         Assert.True(double.IsFinite((double)record["FID"]!) && (double)record["FID"]! >= -1e-6);
         // LPIPS compares 32-px generated images with the 32-px real ones (a size mismatch would throw); the

@@ -115,4 +115,63 @@ public class CheckpointTests
         Assert.Equal("previous", File.ReadAllText(dir.File("ck.pth")));
         Assert.Single(Directory.GetFiles(dir.Path));
     }
+
+    /// <summary>Rewrites a saved checkpoint's top-level entries (as another writer would have laid them out).</summary>
+    private static void Rewrite(string path, Action<Hashtable> change)
+    {
+        var root = PyTorchUnpickler.UnpickleStateDict(path);
+        change(root);
+        using var file = File.Create(path);
+        PyTorchPickler.PickleStateDict(file, root, leaveOpen: true);
+    }
+
+    [Fact]
+    public void EmaWithZeroDimInittedAndStepLoads()
+    {
+        // Newer ema-pytorch stores initted/step 0-dim (bool, int64); 0.2.4 and we store [1].
+        using var dir = new TestPaths.TempDir();
+        using var source = Trained(12, out _);
+        Checkpoint.Save(dir.File("ck.pth"), source);
+        Rewrite(dir.File("ck.pth"), root =>
+        {
+            var ema = (IDictionary)root["ema"]!;
+            ema["0.initted"] = tensor(true);
+            ema["0.step"] = tensor(12L);
+        });
+        using var target = Trained(0, out _, seed: 9);
+        Checkpoint.Load(dir.File("ck.pth"), target);
+        Assert.Equal(12, target.Ema![0].Step);
+        var state = target.Ema[0].state_dict();
+        Assert.Equal(new long[] { 1 }, state["initted"].shape);
+        Assert.Equal(1.0f, state["initted"].item<float>());
+    }
+
+    [Fact]
+    public void CheckpointOfAMaskedRunWithoutTheUntrainedUnetLoads()
+    {
+        // Upstream's train_decoder.py swaps untrained unets for nn.Identity: no unets.1.* and no EMA weights for them.
+        using var dir = new TestPaths.TempDir();
+        var config = new TrainConfig { UnetTrainingMask = [true, false] };
+        using var d1 = TinyDecoder.Create(unets: 2, timesteps: 10);
+        using var source = new DecoderTrainer(d1, config);
+        Checkpoint.Save(dir.File("ck.pth"), source);
+        Rewrite(dir.File("ck.pth"), root =>
+        {
+            foreach (var name in new[] { "model", "ema" })
+            {
+                var dict = (IDictionary)root[name]!;
+                foreach (var key in dict.Keys.Cast<string>().Where(k => k.StartsWith("unets.1.") || k.StartsWith("1.online_model.") || k.StartsWith("1.ema_model.")).ToList())
+                    dict.Remove(key);
+            }
+        });
+        using var d2 = TinyDecoder.Create(unets: 2, timesteps: 10, seed: 4);
+        using var target = new DecoderTrainer(d2, config);
+        Checkpoint.Load(dir.File("ck.pth"), target);
+        AssertSameTensors(d1.Unet(1).parameters(), d2.Unet(1).parameters());
+
+        // The same file does not fit a run that trains the second unet: its weights are missing.
+        using var d3 = TinyDecoder.Create(unets: 2, timesteps: 10);
+        using var all = new DecoderTrainer(d3, new TrainConfig());
+        Assert.Contains("missing unets.1.", Assert.Throws<UserInputException>(() => Checkpoint.Load(dir.File("ck.pth"), all)).Message);
+    }
 }

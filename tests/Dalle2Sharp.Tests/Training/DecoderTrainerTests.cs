@@ -59,10 +59,26 @@ public class DecoderTrainerTests
         }
         Assert.Equal(2.0f, averaged[0].flatten()[0].item<float>());
         using (no_grad()) online.fill_(4.0f);
-        ema.Update();                                    // s = 110: first average, decay 1 − 11^(−2/3)
-        double decay = 1 - Math.Pow(11, -2.0 / 3.0);
-        Assert.Equal(2.0 + (1 - decay) * 2.0, averaged[0].flatten()[0].item<float>(), 4);
+        ema.Update();                                    // s = 110: ema-pytorch 0.2.4 copies first (not initted), then averages
+        Assert.Equal(4.0f, averaged[0].flatten()[0].item<float>());
         Assert.Equal(111, ema.Step);
+        using (no_grad()) online.fill_(5.0f);
+        for (int s = 111; s <= 120; s++) ema.Update();  // s = 120: decay 1 − 21^(−2/3)
+        double decay = 1 - Math.Pow(21, -2.0 / 3.0);
+        Assert.Equal(4.0 + (1 - decay) * 1.0, averaged[0].flatten()[0].item<float>(), 5);
+    }
+
+    [Fact]
+    public void EmaStateHasEmaPytorch024ShapesAndLoadsEitherShape()
+    {
+        using var _ = NewDisposeScope();
+        using var decoder = TinyDecoder.Create();
+        using var ema = new UnetEma(decoder.Unet(1));
+        var sd = ema.state_dict();
+        Assert.Equal(new long[] { 1 }, sd["initted"].shape);
+        Assert.Equal(ScalarType.Float32, sd["initted"].dtype);
+        Assert.Equal(new long[] { 1 }, sd["step"].shape);
+        Assert.Equal(ScalarType.Int64, sd["step"].dtype);
     }
 
     [Fact]

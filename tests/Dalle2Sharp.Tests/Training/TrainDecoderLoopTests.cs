@@ -55,12 +55,15 @@ public class TrainDecoderLoopTests
         Assert.True(File.Exists(dir.File("run/samples/epoch001_test.png")));
         Assert.True(File.Exists(dir.File("run/samples/epoch000_samples40_train.png")));   // save_every_n_samples snapshot
         var records = File.ReadAllLines(dir.File("run/metrics.jsonl")).Select(l => JsonNode.Parse(l)!.AsObject()).ToList();
-        var training = records.Where(r => r.ContainsKey("Unet 1 Training Loss")).ToList();
-        Assert.Equal(2, training.Count);                                  // 12 steps per epoch, logged every 10
-        foreach (var key in new[] { "Unet 1 EMA Decay", "Samples per second", "Samples Seen", "Epoch", "Sample", "Step" })
+        // Upstream's keys: unets numbered from 0, logged at batches 0, 10, 20, … of each epoch (12 batches: 0 and 10).
+        Assert.DoesNotContain(records, r => r.ContainsKey("Unet 1 Training Loss"));
+        var training = records.Where(r => r.ContainsKey("Unet 0 Training Loss")).ToList();
+        Assert.Equal(4, training.Count);
+        foreach (var key in new[] { "Unet 0 EMA Decay", "Samples per second", "Samples Seen", "Epoch", "Sample", "Step" })
             Assert.True(training[0].ContainsKey(key), key);
-        Assert.Equal(2, records.Count(r => r.ContainsKey("Unet 1 Validation Loss")));
-        Assert.Equal(88, (long)training[^1]["Samples Seen"]!);            // step 10 of the second epoch: 48 + 40
+        Assert.Equal([0L, 10L, 0L, 10L], training.Select(r => (long)r["Step"]!));
+        Assert.Equal(2, records.Count(r => r.ContainsKey("Unet 0 Validation Loss")));
+        Assert.Equal(92, (long)training[^1]["Samples Seen"]!);            // batch 10 of the second epoch: 48 + 44
 
         // Auto-resume: a third epoch continues from the recorded checkpoint.
         var resumedLines = new List<string>();
@@ -153,18 +156,44 @@ public class TrainDecoderLoopTests
     }
 
     [Fact]
-    public void OverwriteRefusesFoldersOutsideTheCurrentDirectory()
+    public void OverwriteReusesTheFolderAndDeletesNothing()
     {
         using var dir = new TestPaths.TempDir();
-        SyntheticShapes.WriteDataset(Path.Combine(dir.Path, "shards"), shards: 5, perShard: 4, size: 16);
-        Directory.CreateDirectory(dir.File("run"));
+        var config = ShortRun(dir.Path);
+        Directory.CreateDirectory(dir.File("run/mine"));
         File.WriteAllText(dir.File("run/keep.txt"), "data");
-        var config = TinyRun(dir.Path);
-        config.Tracker.OverwriteDataPath = true;
-        var e = Assert.Throws<UserInputException>(() => new TrainDecoderLoop(config, _ => { }).Run());
-        Assert.Contains("refusing to clear", e.Message);
-        Assert.True(File.Exists(dir.File("run/keep.txt")));
-        config.Tracker.OverwriteDataPath = false;
+        File.WriteAllText(dir.File("run/mine/notes.txt"), "more");
         Assert.Contains("already exists", Assert.Throws<UserInputException>(() => new TrainDecoderLoop(config, _ => { }).Run()).Message);
+
+        config.Tracker.OverwriteDataPath = true;
+        new TrainDecoderLoop(config, _ => { }).Run();
+        Assert.Equal("data", File.ReadAllText(dir.File("run/keep.txt")));
+        Assert.Equal("more", File.ReadAllText(dir.File("run/mine/notes.txt")));
+        Assert.True(File.Exists(dir.File("run/checkpoint.pth")));
+    }
+
+    [Fact]
+    public void AMovedProjectAutoResumesAndAMissingCheckpointStopsTheRun()
+    {
+        using var dir = new TestPaths.TempDir();
+        var original = Path.Combine(dir.Path, "project");
+        Directory.CreateDirectory(original);
+        new TrainDecoderLoop(ShortRun(original), _ => { }).Run();
+        var run = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(original, "run/run.json")))!;
+        Assert.Equal("checkpoint.pth", (string)run["checkpoint"]!);
+
+        var moved = Path.Combine(dir.Path, "moved");
+        Directory.Move(original, moved);
+        var config = TinyRun(moved, epochs: 2, autoResume: true);
+        config.Train.EpochSamples = 8;
+        var lines = new List<string>();
+        new TrainDecoderLoop(config, lines.Add).Run();
+        Assert.Contains(lines, l => l.StartsWith("resumed from " + Path.Combine(moved, "run", "checkpoint.pth")) && l.Contains("epoch 1"));
+        Assert.Contains(lines, l => l.StartsWith("epoch 1 done"));
+
+        File.Delete(Path.Combine(moved, "run/checkpoint.pth"));
+        var e = Assert.Throws<UserInputException>(() => new TrainDecoderLoop(TinyRun(moved, epochs: 3, autoResume: true), _ => { }).Run());
+        Assert.Contains("does not exist", e.Message);
+        Assert.Contains("instead of starting over", e.Message);
     }
 }

@@ -1,0 +1,46 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+
+namespace Dalle2Sharp.Runtime;
+
+/// <summary>
+/// Settings libtorch's native code reads from the environment, applied before its first kernel runs.
+/// <para>
+/// oneDNN (libtorch 2.10's CPU convolutions) computes wrong float32 convolution input-gradients with its
+/// AVX-512 kernels on at least one CPU these tests run on (AMD EPYC with AVX-512): 3×3 and 15×15
+/// convolutions differed from the float64 reference by up to 3.7 (dx), which made training diverge to
+/// NaN. Capped at AVX2 the same kernels agree to 1e-5 (tests/…/NativeKernelTests). So unless the user
+/// chose an ISA (DNNL_MAX_CPU_ISA set), oneDNN is capped at AVX2.
+/// </para>
+/// </summary>
+public static class NativeSetup
+{
+    public const string OneDnnIsaVariable = "DNNL_MAX_CPU_ISA";
+    public const string OneDnnSafeIsa = "AVX2";
+
+    /// <summary>What was decided, for the training log.</summary>
+    public static string OneDnnIsa { get; private set; } = "";
+
+    [ModuleInitializer]
+    [System.Diagnostics.CodeAnalysis.SuppressMessage("Usage", "CA2255", Justification = "must run before any libtorch kernel")]
+    internal static void Initialize() => Configure();
+
+    /// <summary>Idempotent; call it first thing in a process that uses TorchSharp before touching this assembly.</summary>
+    public static void Configure()
+    {
+        if (OneDnnIsa.Length > 0) return;
+        var chosen = Environment.GetEnvironmentVariable(OneDnnIsaVariable);
+        if (!string.IsNullOrEmpty(chosen))
+        {
+            OneDnnIsa = $"{chosen} (from {OneDnnIsaVariable})";
+            return;
+        }
+        // .NET keeps its own copy of the environment: native code only sees setenv's.
+        if (OperatingSystem.IsLinux() || OperatingSystem.IsMacOS()) SetEnv(OneDnnIsaVariable, OneDnnSafeIsa, 0);
+        Environment.SetEnvironmentVariable(OneDnnIsaVariable, OneDnnSafeIsa);
+        OneDnnIsa = $"{OneDnnSafeIsa} (capped: oneDNN's AVX-512 convolution gradients were wrong on a tested CPU; set {OneDnnIsaVariable} to choose)";
+    }
+
+    [DllImport("libc", EntryPoint = "setenv", SetLastError = true)]
+    private static extern int SetEnv(string name, string value, int overwrite);
+}

@@ -1,0 +1,2 @@
+class CoCa:  # stand-in type only, used in isinstance checks
+    pass

@@ -1,0 +1,2 @@
+def fix_text(text):
+    return text

@@ -1,0 +1,1 @@
+"""Empty stand-in; nothing on the decoder path uses torchvision transforms."""

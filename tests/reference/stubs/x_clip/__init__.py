@@ -1,0 +1,2 @@
+class CLIP:  # stand-in type only, used in isinstance checks
+    pass
