@@ -3,6 +3,7 @@ using System.Text.RegularExpressions;
 using Dalle2Sharp.Config;
 using Dalle2Sharp.Data;
 using Dalle2Sharp.Diffusion;
+using Dalle2Sharp.Evaluation;
 using Dalle2Sharp.Models;
 using Dalle2Sharp.Training;
 using Spectre.Console.Cli;
@@ -37,8 +38,14 @@ public sealed class SampleSettings : CommandSettings
     [CommandOption("--seed <N>"), Description("Seed of the sampling noise.")]
     public long Seed { get; set; }
 
-    [CommandOption("--unets <A-B>"), Description("Range of unets to run, e.g. 1-2 (default: all).")]
+    [CommandOption("--unets <A-B>"), Description("Range of unets to run, e.g. 1-2 (default: all). Starting after unet 1 needs --lowres-images.")]
     public string? Unets { get; set; }
+
+    [CommandOption("--lowres-images <PATHS>"), Description("Images to upsample when --unets starts after unet 1: a folder (files in name order) or comma-separated files, one per embedding row.")]
+    public string? LowresImages { get; set; }
+
+    [CommandOption("--text-encodings <FILE>"), Description(".npy of per-token text encodings [N, tokens, dim], for decoders conditioned on text.")]
+    public string? TextEncodings { get; set; }
 
     public override Spectre.Console.ValidationResult Validate()
     {
@@ -46,7 +53,8 @@ public sealed class SampleSettings : CommandSettings
             return Spectre.Console.ValidationResult.Error("--checkpoint, --image-embeddings and --out are required");
         if (Sampler is not null && !SamplerSpec.Kinds.Contains(Sampler))
             return Spectre.Console.ValidationResult.Error($"--sampler \"{Sampler}\" is not one of {string.Join(", ", SamplerSpec.Kinds)}");
-        if (Unets is not null && !Regex.IsMatch(Unets, @"^\d+(-\d+)?$")) return Spectre.Console.ValidationResult.Error("--unets must look like 1 or 1-2");
+        if (Unets is not null && !Regex.IsMatch(Unets, @"^[1-9]\d{0,2}(-[1-9]\d{0,2})?$")) return Spectre.Console.ValidationResult.Error("--unets must look like 1 or 1-2 (unets are numbered from 1)");
+        if (Steps is < 1) return Spectre.Console.ValidationResult.Error($"--steps must be at least 1, got {Steps}");
         return Spectre.Console.ValidationResult.Success();
     }
 }
@@ -76,26 +84,54 @@ public sealed class SampleCommand : Command<SampleSettings>
 
             var rows = Npy.ReadFile(s.ImageEmbeddings);
             if (rows.Shape.Length != 2) throw new UserInputException($"{s.ImageEmbeddings} must be [N, D], is [{string.Join(", ", rows.Shape)}]");
+            long expectedWidth = config.Decoder.Unets[0].ImageEmbedDim ?? rows.Shape[1];
+            if (rows.Shape[1] != expectedWidth)
+                throw new UserInputException($"{s.ImageEmbeddings}: embeddings are {rows.Shape[1]} wide, the decoder's image_embed_dim is {expectedWidth}");
             var embeds = tensor(rows.Data).reshape(rows.Shape[0], rows.Shape[1]);
+            Tensor? text = null;
+            if (s.TextEncodings is { } textFile)
+            {
+                if (!decoder.TextConditioned) throw new UserInputException("--text-encodings: this decoder is not conditioned on text");
+                var t = Npy.ReadFile(textFile);
+                if (t.Shape.Length != 3 || t.Shape[0] != rows.Shape[0])
+                    throw new UserInputException($"{textFile} must be [{rows.Shape[0]}, tokens, dim] (one row per embedding), is [{string.Join(", ", t.Shape)}]");
+                text = tensor(t.Data).reshape(t.Shape);
+            }
+            else if (decoder.TextConditioned) throw new UserInputException("this decoder is conditioned on text: give --text-encodings FILE.npy ([N, tokens, dim])");
             int first = 1, last = decoder.NumUnets;
             if (s.Unets is { } range)
             {
                 var parts = range.Split('-').Select(int.Parse).ToArray();
                 (first, last) = (parts[0], parts.Length > 1 ? parts[1] : parts[0]);
+                if (first > last || last > decoder.NumUnets)
+                    throw new UserInputException($"--unets {range}: this decoder has unets 1-{decoder.NumUnets}");
             }
+            Tensor? start = null;
+            if (first > 1)
+            {
+                if (s.LowresImages is null) throw new UserInputException($"--unets {s.Unets} starts at unet {first}: give the images to upsample with --lowres-images");
+                start = LoadImages(s.LowresImages, rows.Shape[0], decoder.ImageSizes[first - 2]);
+            }
+            else if (s.LowresImages is not null) throw new UserInputException("--lowres-images is only used when --unets starts after unet 1");
             var samplers = Enumerable.Range(1, decoder.NumUnets).Select(u =>
             {
                 var d = decoder.DefaultSampler(u);
-                return new SamplerSpec(s.Sampler ?? d.Kind, s.Steps ?? d.Steps, d.Eta);
+                var kind = s.Sampler ?? d.Kind;
+                int? steps = s.Steps ?? d.Steps;
+                if (steps is { } n && kind != "ddpm" && n > config.Decoder.Timesteps && u >= first && u <= last)
+                    throw new UserInputException($"--steps {n}: {kind} takes at most timesteps ({config.Decoder.Timesteps}) steps");
+                return new SamplerSpec(kind, steps, d.Eta);
             }).ToArray();
             var scales = s.CondScale is { } cs ? Enumerable.Repeat(cs, decoder.NumUnets).ToArray() : config.Train.CondScale.Expand(decoder.NumUnets).ToArray();
-            var images = trainer.Sample(embeds, null, new SampleOptions
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            var images = trainer.Sample(embeds, text, new SampleOptions
             {
-                Samplers = samplers, CondScale = scales, StartAtUnet = first, StopAtUnet = last, Generator = new Generator((ulong)s.Seed),
+                Samplers = samplers, CondScale = scales, StartAtUnet = first, StopAtUnet = last, StartImage = start, Generator = new Generator((ulong)s.Seed),
             }, useEma);
+            double seconds = clock.Elapsed.TotalSeconds;
 
             Directory.CreateDirectory(s.Out);
-            var pixels = (images * 255).round().clamp(0, 255).to(ScalarType.Byte).permute(0, 2, 3, 1).contiguous();
+            var pixels = DecoderEvaluator.ToUint8(images).permute(0, 2, 3, 1).contiguous();
             for (int i = 0; i < images.shape[0]; i++)
             {
                 var img = pixels[i];
@@ -103,8 +139,28 @@ public sealed class SampleCommand : Command<SampleSettings>
                 File.WriteAllBytes(Path.Combine(s.Out, $"{i:D4}.png"), png);
             }
             var grid = cat(images.unbind(0).ToArray(), 2);
-            var gridPixels = (grid * 255).round().clamp(0, 255).to(ScalarType.Byte).permute(1, 2, 0).contiguous();
+            var gridPixels = DecoderEvaluator.ToUint8(grid).permute(1, 2, 0).contiguous();
             File.WriteAllBytes(Path.Combine(s.Out, "grid.png"), ImageDecoder.EncodePng(new RgbImage((int)gridPixels.shape[1], (int)gridPixels.shape[0], gridPixels.data<byte>().ToArray())));
-            Console.WriteLine($"{images.shape[0]} image(s) of {images.shape[2]} px written to {s.Out} ({(useEma ? "EMA" : "online")} weights, {string.Join(", ", samplers.Skip(first - 1).Take(last - first + 1).Select(p => p.Kind + (p.Steps is { } st && p.Kind != "ddpm" ? $" {st} steps" : "")))})");
+            Console.WriteLine($"{images.shape[0]} image(s) of {images.shape[2]} px written to {s.Out} ({(useEma ? "EMA" : "online")} weights, {string.Join(", ", samplers.Skip(first - 1).Take(last - first + 1).Select(p => p.Kind + (p.Steps is { } st && p.Kind != "ddpm" ? $" {st} steps" : "")))}; " +
+                              $"{images.shape[0] / seconds:F2} images/s)");
         });
+
+    /// <summary>One image per embedding row from a folder (name order) or a comma-separated list, as [N, 3, size, size] in [0, 1].</summary>
+    private static Tensor LoadImages(string spec, long count, int size)
+    {
+        var files = Directory.Exists(spec)
+            ? Directory.GetFiles(spec).Where(f => ImageDecoder.Extensions.Contains(Path.GetExtension(f).TrimStart('.').ToLowerInvariant())).Order(StringComparer.Ordinal).ToArray()
+            : spec.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        if (files.Length != count) throw new UserInputException($"--lowres-images: {files.Length} image(s) for {count} embedding row(s)");
+        var images = files.Select(file =>
+        {
+            if (!File.Exists(file)) throw new UserInputException($"--lowres-images: {file} does not exist");
+            RgbImage rgb;
+            try { rgb = ImageDecoder.Decode(File.ReadAllBytes(file)); }
+            catch (Exception e) when (e is not OutOfMemoryException) { throw new UserInputException($"--lowres-images: {file} is not a readable image: {e.Message}", e); }
+            var pixels = tensor(rgb.Pixels).reshape(rgb.Height, rgb.Width, 3).permute(2, 0, 1).to(float32) / 255;
+            return nn.functional.interpolate(pixels.unsqueeze(0), size: [size, size], mode: InterpolationMode.Nearest).squeeze(0);
+        }).ToArray();
+        return stack(images);
+    }
 }

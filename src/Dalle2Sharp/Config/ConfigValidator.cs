@@ -77,7 +77,10 @@ public static partial class ConfigValidator
         PerUnet(d.P2LossWeightGamma, n, "decoder.p2_loss_weight_gamma", err);
         if (d.RandomCropSizes is { } crops)
         {
-            if (crops.Any(c => c is not null)) err("decoder.random_crop_sizes", "not supported yet: leave it null (tracked for a later release)");
+            var sizes = d.ImageSizes ?? (d.ImageSize is { } one ? [one] : []);
+            for (int i = 0; i < crops.Count && i < sizes.Count; i++)
+                if (crops[i] is { } crop && (crop < 1 || crop > sizes[i]))
+                    err($"decoder.random_crop_sizes[{i}]", $"must be between 1 and the unet's image size ({sizes[i]}), got {crop}");
             if (crops.Count != n) err("decoder.random_crop_sizes", $"must have one entry per unet ({n}), got {crops.Count}");
             if (crops.Count > 0 && crops[0] is not null) err("decoder.random_crop_sizes[0]", "must be null: the first unet is not randomly cropped");
         }
@@ -125,7 +128,6 @@ public static partial class ConfigValidator
             err($"{p}.image_embed_dim", "required: the first unet is conditioned on the image embedding");
         if (u.CondOnTextEncodings && !d.Unconditional && u.TextEmbedDim is null && d.Clip is null)
             err($"{p}.text_embed_dim", "required with cond_on_text_encodings (the width of the text encodings)");
-        if (u.CombineUpsampleFmaps) err($"{p}.combine_upsample_fmaps", "not supported yet: set it to false (tracked for a later release)");
         if (imageConditioned && u.ImageEmbedDim is { } ied && ied == (u.CondDim ?? u.Dim))
             err($"{p}.cond_dim", $"must differ from image_embed_dim ({ied}): upstream's image-token projection breaks when they are equal");
     }

@@ -53,7 +53,7 @@ public sealed class DecoderEvaluator : IDisposable
             if (_inception is not null)
                 notes["Inception input"] = "uint8, TF1-style bilinear resize to 299 (torch-fidelity's, as torchmetrics uses)";
             if (_lpips is not null)
-                notes["LPIPS input"] = "real images bilinear-resized (antialiased) to the generated size, both scaled to [-1, 1]";
+                notes["LPIPS input"] = "real images resized to the generated size (resize-right cubic, as upstream), both scaled to [-1, 1]";
             return notes;
         }
     }
@@ -166,15 +166,9 @@ public sealed class DecoderEvaluator : IDisposable
     /// <summary>Seed offsets from the run's seed: generation, KID's subsets and IS's split shuffle draw independently.</summary>
     private const ulong GenerationSeedOffset = 13, KidSeedOffset = 17, InceptionScoreSeedOffset = 19;
 
-    /// <summary>
-    /// Real images at the generated size (upstream's resize_image_to with clamp_range (0, 1)): antialiased
-    /// bilinear here, where upstream uses resize-right's antialiased cubic (see README's differences).
-    /// </summary>
+    /// <summary>Real images at the generated size as upstream's resize_image_to (resize-right, cubic, antialiased), clamped to [0, 1].</summary>
     private static Tensor ResizeToGenerated(Tensor real, Tensor generated) =>
-        real.shape[^1] == generated.shape[^1]
-            ? real
-            : nn.functional.interpolate(real, size: [generated.shape[2], generated.shape[3]], mode: InterpolationMode.Bilinear,
-                                        align_corners: false, antialias: true).clamp(0, 1);
+        real.shape[^1] == generated.shape[^1] ? real : ResizeRight.Resize(real, (int)generated.shape[^1]).clamp(0, 1);
 
     /// <summary>Images in [0, 1] → uint8 as upstream's evaluate_trainer: mul(255).add(0.5).clamp(0, 255), truncated.</summary>
     public static Tensor ToUint8(Tensor images) => (images * 255 + 0.5).clamp(0, 255).to(ScalarType.Byte);

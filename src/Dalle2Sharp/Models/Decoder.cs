@@ -47,7 +47,6 @@ public sealed class Decoder : nn.Module
         Config = c;
         int n = c.Unets.Count;
         // decoder.clip is used outside the decoder (as upstream's training script does): the decoder itself never holds CLIP.
-        if (c.RandomCropSizes is not null && c.RandomCropSizes.Any(s => s is not null)) throw new NotSupportedException("decoder.random_crop_sizes is not supported yet");
         ImageSizes = c.ImageSizes?.ToArray() ?? [c.ImageSize!.Value];
 
         // A single learned_variance applies to the first unet only (upstream pads with false).
@@ -107,7 +106,23 @@ public sealed class Decoder : nn.Module
         if (lowres_conds[i] is LowresConditioner conditioner)
             (lowres, lowresNoise) = conditioner.forward(image, size, ImageSizes[i - 1], training: true, generator: generator);
         var target = LowresConditioner.ResizeNearest(image, size);
+        if (Config.RandomCropSizes?.ElementAtOrDefault(i) is { } crop)
+            (target, lowres) = RandomCrop(target, lowres, crop, generator);
         return PLosses(unetNumber, target, times, new UnetConditioning(imageEmbed, textEncodings, lowres, lowresNoise), noise: null, generator);
+    }
+
+    /// <summary>
+    /// Upstream's kornia RandomCrop(p = 1) for upsamplers: one uniformly drawn crop position per image,
+    /// applied to the target and to its low-res conditioning image alike (kornia reuses its params).
+    /// </summary>
+    public static (Tensor Image, Tensor? Lowres) RandomCrop(Tensor image, Tensor? lowres, int crop, Generator? generator)
+    {
+        long b = image.shape[0], h = image.shape[2], w = image.shape[3];
+        if (crop >= h && crop >= w) return (image, lowres);
+        var tops = randint(0, h - crop + 1, [b], generator: generator).data<long>().ToArray();
+        var lefts = randint(0, w - crop + 1, [b], generator: generator).data<long>().ToArray();
+        Tensor Crop(Tensor t) => stack(Enumerable.Range(0, (int)b).Select(k => t[k].narrow(1, tops[k], crop).narrow(2, lefts[k], crop)).ToArray());
+        return (Crop(image), lowres is null ? null : Crop(lowres));
     }
 
     /// <summary>

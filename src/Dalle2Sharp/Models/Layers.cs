@@ -245,3 +245,31 @@ public static class Init
         return norm;
     }
 }
+
+/// <summary>
+/// Upstream's UpsampleCombiner (combine_upsample_fmaps): each up stage's feature map resized to the
+/// final size with resize-right's cubic resize and projected to dim channels by a Block, concatenated
+/// to the last feature map. Disabled, it holds no parameters and passes x through.
+/// </summary>
+public sealed class UpsampleCombiner : nn.Module
+{
+    private readonly ModuleList<Block> fmap_convs = new();
+
+    public UpsampleCombiner(IReadOnlyList<long> dimIns, long dim) : base(nameof(UpsampleCombiner))
+    {
+        foreach (var dimIn in dimIns) fmap_convs.Add(new Block(dimIn, dim));
+        ExtraChannels = dim * dimIns.Count;
+        RegisterComponents();
+    }
+
+    public bool Enabled => fmap_convs.Count > 0;
+    public long ExtraChannels { get; }
+
+    public Tensor forward(Tensor x, IReadOnlyList<Tensor> fmaps)
+    {
+        if (!Enabled || fmaps.Count == 0) return x;
+        int size = (int)x.shape[^1];
+        var outs = fmaps.Zip(fmap_convs).Select(p => p.Second.forward(ResizeRight.Resize(p.First, size)));
+        return cat([x, .. outs], 1);
+    }
+}

@@ -40,6 +40,7 @@ public sealed class Unet : nn.Module
     private readonly ResnetBlock mid_block1;
     private readonly RearrangeToSequence mid_attn;
     private readonly ResnetBlock mid_block2;
+    private readonly UpsampleCombiner upsample_combiner;
     private readonly ResnetBlock final_resnet_block;
     private readonly Conv2d to_out;
 
@@ -58,7 +59,6 @@ public sealed class Unet : nn.Module
     public Unet(UnetConfig c) : base(nameof(Unet))
     {
         Config = c;
-        if (c.CombineUpsampleFmaps) throw new NotSupportedException("combine_upsample_fmaps is not supported yet");
         int stages = c.DimMults.Count;
         long dim = c.Dim;
         long initDim = c.InitDim ?? c.Dim;
@@ -155,7 +155,9 @@ public sealed class Unet : nn.Module
             ups.Add(stage);
         }
 
-        final_resnet_block = new ResnetBlock(dim * 2, dim, timeCondDim: timeCondDim, groups: groups[0], weightStandardization: ws);
+        // Unet-squared's combiner: every up stage's output, resized to full size and projected to dim channels.
+        upsample_combiner = new UpsampleCombiner(c.CombineUpsampleFmaps ? Enumerable.Range(0, stages).Select(j => dims[stages - j]).ToArray() : [], dim);
+        final_resnet_block = new ResnetBlock(dim + upsample_combiner.ExtraChannels + dim, dim, timeCondDim: timeCondDim, groups: groups[0], weightStandardization: ws);
         long outDimIn = dim + (c.LowresCond ? c.Channels : 0);
         to_out = nn.Conv2d(outDimIn, ChannelsOut, c.FinalConvKernelSize, padding: c.FinalConvKernelSize / 2);
         using (no_grad())
@@ -263,15 +265,18 @@ public sealed class Unet : nn.Module
         x = Res(mid_block2, x, midC);
 
         Tensor WithSkip(Tensor h) => cat([h, skipScale == 1.0 ? hiddens.Pop() : hiddens.Pop() * skipScale], 1);
+        var upHiddens = new List<Tensor>();
         foreach (var stage in ups)
         {
             x = Res((ResnetBlock)stage[0], WithSkip(x), c);
             foreach (var block in (ModuleList<ResnetBlock>)stage[1])
                 x = Res(block, WithSkip(x), c);
             x = Plain((nn.Module<Tensor, Tensor>)stage[2], x);
+            if (upsample_combiner.Enabled) upHiddens.Add(x);
             x = ((nn.Module<Tensor, Tensor>)stage[3]).forward(x);
         }
 
+        x = upsample_combiner.forward(x, upHiddens);
         x = cat([x, r], 1);
         x = Res(final_resnet_block, x, null);
         if (cond.LowresCondImg is not null) x = cat([x, cond.LowresCondImg], 1);

@@ -10,11 +10,12 @@ public static class SampleGrid
     {
         using var scope = NewDisposeScope();
         long n = real.shape[0], size = generated.shape[2];
-        var realResized = nn.functional.interpolate(real.to(float32), size: [size, size], mode: InterpolationMode.Bilinear, antialias: true, align_corners: false);
+        // As upstream's generate_samples: real images resized to the generated size with resize-right.
+        var realResized = Models.ResizeRight.Resize(real.to(float32), (int)size).clamp(0, 1);
         var rows = new[] { realResized, generated.to(float32) }.Select(t => cat(t.clamp(0, 1).unbind(0).Select(img => nn.functional.pad(img, [padding, padding, padding, padding], value: 1.0)).ToArray(), 2));
         var grid = cat(rows.ToArray(), 1);
         long h = grid.shape[1], w = grid.shape[2];
-        var pixels = (grid * 255).round().to(ScalarType.Byte).permute(1, 2, 0).contiguous().data<byte>().ToArray();
+        var pixels = Evaluation.DecoderEvaluator.ToUint8(grid).permute(1, 2, 0).contiguous().data<byte>().ToArray();
         var png = ImageDecoder.EncodePng(new RgbImage((int)w, (int)h, pixels));
         Checkpoint.WriteAtomically(path, s => s.Write(png));
     }

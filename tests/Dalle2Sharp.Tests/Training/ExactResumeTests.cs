@@ -46,6 +46,7 @@ public class ExactResumeTests
         SyntheticShapes.WriteDataset(dir.File("shards"), shards: 5, perShard: 80, size: 16);   // 240 train samples = 60 steps
         File.WriteAllText(dir.File("straight.json"), Config(dir.Path, "straight"));
         File.WriteAllText(dir.File("killed.json"), Config(dir.Path, "killed"));
+        File.WriteAllText(dir.File("interrupted.json"), Config(dir.Path, "interrupted"));
 
         using (var straight = Start(dir.File("straight.json")))
         {
@@ -71,15 +72,40 @@ public class ExactResumeTests
             Assert.Equal(0, resumed.ExitCode);
         }
 
+        // Ctrl-C (SIGINT) once training has logged its first step: the step finishes, a mid-epoch checkpoint
+        // is written, exit 130; the same command then resumes exactly.
+        using (var interrupted = Start(dir.File("interrupted.json")))
+        {
+            var deadline = DateTime.UtcNow.AddMinutes(3);
+            while (!(File.Exists(dir.File("interrupted/metrics.jsonl")) && File.ReadAllText(dir.File("interrupted/metrics.jsonl")).Contains("Training Loss"))
+                   && !interrupted.HasExited && DateTime.UtcNow < deadline) Thread.Sleep(10);
+            Assert.False(interrupted.HasExited, "the run finished before it could be interrupted");
+            using (var kill = Process.Start("kill", ["-INT", interrupted.Id.ToString()])) kill.WaitForExit();
+            Assert.True(interrupted.WaitForExit(TimeSpan.FromMinutes(1)), "no exit within a minute of SIGINT");
+            Assert.Equal(130, interrupted.ExitCode);
+        }
+        var saved = PyTorchUnpickler.UnpickleStateDict(dir.File("interrupted/checkpoint.pth"));
+        Assert.InRange(Convert.ToInt64(saved["sample"]), 4L, 236L);
+        using (var resumed = Start(dir.File("interrupted.json")))
+        {
+            Assert.True(resumed.WaitForExit(TimeSpan.FromMinutes(3)));
+            Assert.Equal(0, resumed.ExitCode);
+        }
+
         var a = PyTorchUnpickler.UnpickleStateDict(dir.File("straight/checkpoint.pth"));
-        var b = PyTorchUnpickler.UnpickleStateDict(dir.File("killed/checkpoint.pth"));
+        foreach (var run in new[] { "killed", "interrupted" })
+            AssertSameTraining(a, PyTorchUnpickler.UnpickleStateDict(dir.File($"{run}/checkpoint.pth")), run);
+    }
+
+    private static void AssertSameTraining(Hashtable a, Hashtable b, string run)
+    {
         Assert.Equal(((Tensor)a["steps"]!).data<long>().ToArray(), ((Tensor)b["steps"]!).data<long>().ToArray());
         foreach (var entry in new[] { "model", "ema" })
         {
             var ma = (IDictionary)a[entry]!;
             var mb = (IDictionary)b[entry]!;
             foreach (DictionaryEntry e in ma)
-                Assert.True(((Tensor)e.Value!).equal((Tensor)mb[e.Key]!).all().item<bool>(), $"{entry}: {e.Key} differs");
+                Assert.True(((Tensor)e.Value!).equal((Tensor)mb[e.Key]!).all().item<bool>(), $"{run} {entry}: {e.Key} differs");
         }
     }
 }

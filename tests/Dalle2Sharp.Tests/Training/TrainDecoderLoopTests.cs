@@ -93,6 +93,26 @@ public class TrainDecoderLoopTests
         var bad = CliRunner.Run("sample", "--checkpoint", dir.File("run/checkpoint.pth"), "--image-embeddings", dir.File("emb.npy"), "--out", dir.File("o2"), "--sampler", "euler");
         Assert.Equal(2, bad.ExitCode);
         Assert.Contains("is not one of ddpm, ddim, dpmpp", bad.Stderr);
+
+        // Bad values exit 2 with a message, before any work.
+        using (var f = File.Create(dir.File("narrow.npy"))) Npy.Write(f, [1, 8], new float[8]);
+        foreach (var (args, message) in new (string[], string)[]
+        {
+            (["--steps", "0"], "--steps must be at least 1"),
+            (["--sampler", "dpmpp", "--steps", "25"], "takes at most timesteps (20)"),
+            (["--unets", "0"], "numbered from 1"),
+            (["--unets", "2-3"], "this decoder has unets 1-1"),
+            (["--lowres-images", dir.File("out")], "only used when --unets starts after unet 1"),
+            (["--text-encodings", dir.File("emb.npy")], "not conditioned on text"),
+        })
+        {
+            var r2 = CliRunner.Run(["sample", "--checkpoint", dir.File("run/checkpoint.pth"), "--image-embeddings", dir.File("emb.npy"), "--out", dir.File("o3"), .. args]);
+            Assert.True(r2.ExitCode == 2, $"{string.Join(" ", args)}: exit {r2.ExitCode} {r2.Stderr}");
+            Assert.Contains(message, r2.Stderr);
+        }
+        var narrow = CliRunner.Run("sample", "--checkpoint", dir.File("run/checkpoint.pth"), "--image-embeddings", dir.File("narrow.npy"), "--out", dir.File("o4"));
+        Assert.Equal(2, narrow.ExitCode);
+        Assert.Contains("embeddings are 8 wide, the decoder's image_embed_dim is 32", narrow.Stderr);
     }
 
     [Fact]

@@ -49,4 +49,27 @@ public class UpstreamTestConfigTests
         Assert.True(File.Exists(dir.File("latest.pth")));
         Assert.True(File.Exists(dir.File("run/samples/epoch000_test.png")));
     }
+
+    [Theory]
+    [InlineData(10)]
+    [InlineData(25)]
+    public void UpstreamTestConfigSamplesFiniteImagesWithDpmSolverAtAnyStepCount(int steps)
+    {
+        // T = 10: 10 steps repeated a rounded timestep and 25 exceed T; both once divided by zero (black images).
+        using var scope = TorchSharp.torch.NewDisposeScope();
+        var json = JsonNode.Parse(File.ReadAllText(TestPaths.SharedFile("configs", "train_decoder_config.test.json")))!;
+        json["decoder"]!.AsObject().Remove("clip");
+        json["data"]!["img_embeddings_url"] = "unused";
+        var config = ConfigLoader.Parse(json.ToJsonString());
+        Assert.Equal(10, config.Decoder.Timesteps);
+        using var decoder = new Dalle2Sharp.Models.Decoder(config.Decoder);
+        Dalle2Sharp.Tests.Models.AnalyticWeights.Apply(decoder, "unets.0.");
+        var embed = TorchSharp.torch.randn([1, 768], generator: new TorchSharp.torch.Generator(seed: 2));
+        var images = decoder.Sample(embed, options: new Dalle2Sharp.Models.SampleOptions
+        {
+            Samplers = [new Dalle2Sharp.Diffusion.SamplerSpec("dpmpp", steps)], Generator = new TorchSharp.torch.Generator(seed: 1),
+        });
+        Assert.True(images.isfinite().all().item<bool>());
+        Assert.True(images.std().item<float>() > 0.01, "flat image");
+    }
 }
