@@ -138,6 +138,7 @@ public static partial class ConfigValidator
             err("data.webdataset_base_url", "must contain {} where the shard number goes (or a brace range such as {000..099})");
         if (data.NumWorkers < 0) err("data.num_workers", $"must be 0 or more (got {data.NumWorkers})");
         Positive(data.BatchSize, "data.batch_size", err);
+        if (data.MaxImagePixels < 0) err("data.max_image_pixels", $"must be 0 (no limit) or more, got {data.MaxImagePixels}");
         if (data.StartShard < 0) err("data.start_shard", $"must be 0 or more (got {data.StartShard})");
         if (data.StartShard > data.EndShard) err("data.end_shard", $"must be ≥ start_shard ({data.StartShard}), got {data.EndShard}");
         Positive(data.ShardWidth, "data.shard_width", err);

@@ -8,6 +8,7 @@ public enum DataIssueKind
     ShardUnreadable,
     TruncatedTar,
     CorruptImage,
+    ImageTooLarge,
     MissingImage,
     MissingCaption,
     MissingEmbeddingFile,

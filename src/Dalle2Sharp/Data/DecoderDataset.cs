@@ -27,7 +27,7 @@ public sealed class DecoderDataset
     {
         _config = config;
         Issues = issues;
-        _transforms = new ImageTransforms(config.Preprocessing, config.ReducedDecode);
+        _transforms = new ImageTransforms(config.Preprocessing, config.ReducedDecode, config.MaxImagePixels);
         _imageEmbeddings = config.ImgEmbeddingsUrl is { } img ? new EmbeddingStore(img) : null;
         _textEmbeddings = config.TextEmbeddingsUrl is { } text ? new EmbeddingStore(text) : null;
         _requireImageEmbedding = requireImageEmbedding;
@@ -100,7 +100,11 @@ public sealed class DecoderDataset
         else if (raw.Files.TryGetValue("npy", out var npyBytes))
         {
             try { imageEmbedding = Npy.Read(new MemoryStream(npyBytes)).Data; }
-            catch (InvalidDataException e) { Issues.Report(DataIssueKind.MissingEmbeddingFile, shard.Url, raw.Key, $"unreadable .npy member: {e.Message}"); return null; }
+            catch (Exception e) when (e is InvalidDataException or EndOfStreamException or ArgumentException)
+            {
+                Issues.Report(DataIssueKind.MissingEmbeddingFile, shard.Url, raw.Key, $"unreadable .npy member: {e.Message}");
+                return null;
+            }
         }
         if (imageEmbedding is null && _requireImageEmbedding)
         {
@@ -113,9 +117,15 @@ public sealed class DecoderDataset
         {
             image = _transforms.Apply(raw.Files[imageExt], generator);
         }
-        catch (Exception e) when (e is InvalidDataException or ArgumentException)
+        catch (ImageTooLargeException e)
         {
-            Issues.Report(DataIssueKind.CorruptImage, shard.Url, raw.Key, e.Message);
+            Issues.Report(DataIssueKind.ImageTooLarge, shard.Url, raw.Key, e.Message);
+            return null;
+        }
+        catch (Exception e) when (e is not OutOfMemoryException and not OperationCanceledException)
+        {
+            // Whatever one sample throws is that sample's problem: reported with shard and key, never the end of the run.
+            Issues.Report(DataIssueKind.CorruptImage, shard.Url, raw.Key, e is InvalidDataException or ArgumentException ? e.Message : $"{e.Message} ({e.GetType().Name})");
             return null;
         }
         string caption = Encoding.UTF8.GetString(captionBytes).Trim();

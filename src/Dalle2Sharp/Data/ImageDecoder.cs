@@ -2,6 +2,9 @@ using SkiaSharp;
 
 namespace Dalle2Sharp.Data;
 
+/// <summary>An image too large to decode safely: skipped as a data issue, like Pillow's DecompressionBombError.</summary>
+public sealed class ImageTooLargeException(string message) : Exception(message);
+
 /// <summary>A decoded RGB image, 8 bits per channel, row-major HWC.</summary>
 public sealed record RgbImage(int Width, int Height, byte[] Pixels);
 
@@ -19,14 +22,31 @@ public static class ImageDecoder
         ? "libjpeg-turbo with SIMD (libturbojpeg.so.0)"
         : "SkiaSharp's libjpeg-turbo (no SIMD; install libturbojpeg0 for a faster decode)";
 
-    public static RgbImage Decode(byte[] encoded)
+    public static RgbImage Decode(byte[] encoded, long maxPixels = Config.DataConfig.DefaultMaxImagePixels)
     {
-        using var image = Open(encoded);
+        using var image = Open(encoded, maxPixels);
         return image.Decode();
     }
 
-    /// <summary>Reads the header only: the displayed size is known before any pixel is decoded.</summary>
-    public static EncodedImage Open(byte[] encoded) => new(encoded);
+    /// <summary>
+    /// Reads the header only: the displayed size is known before any pixel is decoded. An image of more
+    /// than <paramref name="maxPixels"/> pixels (0: no limit) is refused here, before any buffer exists.
+    /// </summary>
+    public static EncodedImage Open(byte[] encoded, long maxPixels = Config.DataConfig.DefaultMaxImagePixels) => new(encoded, maxPixels);
+
+    /// <summary>
+    /// Bytes of a width × height × channels buffer, in checked 64-bit arithmetic: a size that does not fit
+    /// one array is an error here, never a wrapped int that native code then writes past.
+    /// </summary>
+    public static int BufferBytes(long width, long height, int channels)
+    {
+        if (width <= 0 || height <= 0) throw new InvalidDataException($"image size {width}×{height} is not positive");
+        long bytes;
+        try { bytes = checked(width * height * channels); }
+        catch (OverflowException) { throw new ImageTooLargeException($"image of {width}×{height} pixels overflows 64 bits"); }
+        if (bytes > Array.MaxLength) throw new ImageTooLargeException($"image of {width}×{height} pixels needs {bytes} bytes, more than one buffer holds");
+        return (int)bytes;
+    }
 
     /// <summary>An image whose header has been read; <see cref="Decode"/> produces its pixels, optionally at a reduced size.</summary>
     public sealed class EncodedImage : IDisposable
@@ -35,7 +55,7 @@ public static class ImageDecoder
         private readonly SKData _data;
         private readonly SKCodec _codec;
 
-        internal EncodedImage(byte[] encoded)
+        internal EncodedImage(byte[] encoded, long maxPixels)
         {
             _encoded = encoded;
             _data = SKData.CreateCopy(encoded);
@@ -47,6 +67,14 @@ public static class ImageDecoder
             }
             bool swap = Swaps(_codec.EncodedOrigin);
             (Width, Height) = swap ? (_codec.Info.Height, _codec.Info.Width) : (_codec.Info.Width, _codec.Info.Height);
+            long pixels = (long)Width * Height;
+            if (Width <= 0 || Height <= 0 || (maxPixels > 0 && pixels > maxPixels))
+            {
+                Dispose();
+                throw Width <= 0 || Height <= 0
+                    ? new InvalidDataException($"image header gives a size of {Width}×{Height}")
+                    : new ImageTooLargeException($"image of {Width}×{Height} = {pixels:N0} pixels is over data.max_image_pixels ({maxPixels:N0}): skipped as a possible decompression bomb");
+            }
         }
 
         /// <summary>Width as displayed (after EXIF orientation).</summary>
@@ -83,7 +111,8 @@ public static class ImageDecoder
     private static (byte[] Rgba, SKImageInfo Info, SKCodecResult Result) GetPixels(SKCodec codec, int width, int height)
     {
         var info = new SKImageInfo(width, height, SKColorType.Rgba8888, SKAlphaType.Unpremul);
-        var rgba = new byte[info.BytesSize];
+        var rgba = new byte[BufferBytes(width, height, 4)];
+        if ((long)info.RowBytes * height != rgba.Length) throw new InvalidDataException($"image of {width}×{height}: unexpected row stride {info.RowBytes}");
         SKCodecResult result;
         unsafe
         {

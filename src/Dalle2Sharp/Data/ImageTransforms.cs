@@ -18,7 +18,7 @@ namespace Dalle2Sharp.Data;
 /// crop box is scaled with it. The random draws, and so the crop geometry, are those of a full decode;
 /// only the pixels come through the DCT's downscale before Pillow's filter.
 /// </summary>
-public sealed class ImageTransforms(PreprocessingConfig config, bool reducedDecode = true)
+public sealed class ImageTransforms(PreprocessingConfig config, bool reducedDecode = true, long maxImagePixels = DataConfig.DefaultMaxImagePixels)
 {
     /// <summary>
     /// What a RandomResizedCrop or Resize does to an image of a given size: crop, then resize to Width ×
@@ -33,7 +33,7 @@ public sealed class ImageTransforms(PreprocessingConfig config, bool reducedDeco
         // temporary that only native code still uses could otherwise be finalised mid-call by a GC on
         // another thread (data workers run concurrently).
         using var scope = NewDisposeScope();
-        using var source = ImageDecoder.Open(encoded);
+        using var source = ImageDecoder.Open(encoded, maxImagePixels);
         var steps = config.Steps;
         var result = ReducesDecode(config, reducedDecode) && Plan(steps[0], source.Width, source.Height, generator) is { } plan
             ? Transform(ResizeFromReducedDecode(source, plan), steps.Skip(1), generator)

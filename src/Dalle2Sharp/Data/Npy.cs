@@ -27,35 +27,50 @@ public static partial class Npy
         if (!magic.AsSpan().SequenceEqual(Magic)) throw new InvalidDataException("not a .npy file (bad magic)");
         byte major = reader.ReadByte();
         reader.ReadByte();
-        int headerLength = major switch
+        long headerLength = major switch
         {
             1 => reader.ReadUInt16(),
-            2 or 3 => checked((int)reader.ReadUInt32()),
+            2 or 3 => reader.ReadUInt32(),
             _ => throw new InvalidDataException($".npy format version {major} is not supported (1–3 are)"),
         };
-        var header = (major == 3 ? Encoding.UTF8 : Encoding.Latin1).GetString(reader.ReadBytes(headerLength));
+        if (headerLength > MaxHeaderBytes) throw new InvalidDataException($".npy header claims {headerLength} bytes (at most {MaxHeaderBytes} are accepted)");
+        var headerBytes = reader.ReadBytes((int)headerLength);
+        if (headerBytes.Length < headerLength) throw new InvalidDataException($".npy header is short: {headerBytes.Length} of {headerLength} bytes");
+        var header = (major == 3 ? Encoding.UTF8 : Encoding.Latin1).GetString(headerBytes);
         var descr = Descr().Match(header);
         var order = FortranOrder().Match(header);
         var shapeMatch = ShapePattern().Match(header);
         if (!descr.Success || !order.Success || !shapeMatch.Success) throw new InvalidDataException($"unreadable .npy header: {header.Trim()}");
         if (order.Groups[1].Value == "True") throw new InvalidDataException(".npy array is in Fortran order; only C order is supported");
-        var shape = shapeMatch.Groups[1].Value.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
-            .Select(s => long.Parse(s, CultureInfo.InvariantCulture)).ToArray();
-        long count = shape.Aggregate(1L, (a, b) => a * b);
         string type = descr.Groups[1].Value;
-        var data = new float[count];
-        switch (type)
+        int itemSize = type switch
         {
-            case "<f4" or "=f4" or "f4":
-                ReadExactly(reader, System.Runtime.InteropServices.MemoryMarshal.AsBytes(data.AsSpan()), count * 4);
-                break;
-            case "<f2" or "=f2" or "f2":
-                var halves = new Half[count];
-                ReadExactly(reader, System.Runtime.InteropServices.MemoryMarshal.AsBytes(halves.AsSpan()), count * 2);
-                for (long i = 0; i < count; i++) data[i] = (float)halves[i];
-                break;
-            default:
-                throw new InvalidDataException($".npy dtype {type} is not supported (float16 and float32 little-endian are)");
+            "<f4" or "=f4" or "f4" => 4,
+            "<f2" or "=f2" or "f2" => 2,
+            _ => throw new InvalidDataException($".npy dtype {type} is not supported (float16 and float32 little-endian are)"),
+        };
+        var shape = ParseShape(shapeMatch.Groups[1].Value);
+        // Every size is checked before anything is allocated: a damaged or hostile header must not make us
+        // allocate what the file does not hold.
+        long count = 1;
+        foreach (var dim in shape)
+        {
+            try { count = checked(count * dim); }
+            catch (OverflowException) { throw new InvalidDataException($".npy shape ({string.Join(", ", shape)}) overflows 64 bits"); }
+        }
+        if (count > Array.MaxLength) throw new InvalidDataException($".npy shape ({string.Join(", ", shape)}) has {count} elements, more than one array holds ({Array.MaxLength})");
+        long bytes = count * itemSize;
+        if (bytes > Array.MaxLength) throw new InvalidDataException($".npy data of {bytes} bytes is larger than one read supports ({Array.MaxLength}); split the file");
+        if (stream.CanSeek && stream.Length - stream.Position < bytes)
+            throw new InvalidDataException($".npy data is short: the shape ({string.Join(", ", shape)}) needs {bytes} bytes, the file holds {stream.Length - stream.Position}");
+        var raw = stream.CanSeek ? new byte[bytes] : ReadUpTo(reader.BaseStream, bytes);
+        if (stream.CanSeek) ReadExactly(reader, raw, bytes);
+        var data = new float[count];
+        if (itemSize == 4) Buffer.BlockCopy(raw, 0, data, 0, raw.Length);
+        else
+        {
+            var halves = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, Half>(raw);
+            for (int i = 0; i < data.Length; i++) data[i] = (float)halves[i];
         }
         return new NpyArray(shape, data);
     }
@@ -85,6 +100,34 @@ public static partial class Npy
             stream.Write(System.Runtime.InteropServices.MemoryMarshal.AsBytes(halves.AsSpan()));
         }
         else stream.Write(System.Runtime.InteropServices.MemoryMarshal.AsBytes(data));
+    }
+
+    /// <summary>Largest header accepted (NumPy's own headers are a few hundred bytes).</summary>
+    public const long MaxHeaderBytes = 1 << 20;
+
+    private static long[] ParseShape(string text)
+    {
+        var parts = text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        var shape = new long[parts.Length];
+        for (int i = 0; i < parts.Length; i++)
+            if (!long.TryParse(parts[i], NumberStyles.None, CultureInfo.InvariantCulture, out shape[i]))
+                throw new InvalidDataException($".npy shape ({text}) is not a list of non-negative integers");
+        return shape;
+    }
+
+    /// <summary>Reads exactly <paramref name="bytes"/> from a stream of unknown length in bounded chunks, so a lying header allocates at most what arrives.</summary>
+    private static byte[] ReadUpTo(Stream stream, long bytes)
+    {
+        const int chunk = 64 << 20;
+        using var buffer = new MemoryStream((int)Math.Min(bytes, chunk));
+        var block = new byte[(int)Math.Min(bytes, chunk)];
+        while (buffer.Length < bytes)
+        {
+            int n = stream.Read(block, 0, (int)Math.Min(block.Length, bytes - buffer.Length));
+            if (n == 0) throw new InvalidDataException($".npy data is short: {buffer.Length} of {bytes} bytes");
+            buffer.Write(block, 0, n);
+        }
+        return buffer.ToArray();
     }
 
     private static void ReadExactly(BinaryReader reader, Span<byte> target, long expected)

@@ -67,8 +67,9 @@ internal static unsafe class TurboJpeg
                 int width, height, subsampling, colorspace;
                 if (api.DecompressHeader3(handle, source, (nuint)jpeg.Length, &width, &height, &subsampling, &colorspace) != 0) return null;
                 if (colorspace is ColorspaceCmyk or ColorspaceYcck) return null;
-                int outWidth = (width + shrink - 1) / shrink, outHeight = (height + shrink - 1) / shrink;
-                var pixels = new byte[outWidth * outHeight * 3];
+                if (width <= 0 || height <= 0) return null;
+                int outWidth = (int)(((long)width + shrink - 1) / shrink), outHeight = (int)(((long)height + shrink - 1) / shrink);
+                var pixels = new byte[ImageDecoder.BufferBytes(outWidth, outHeight, 3)];
                 fixed (byte* destination = pixels)
                 {
                     if (api.Decompress2(handle, source, (nuint)jpeg.Length, destination, outWidth, 0, outHeight, PixelFormatRgb, 0) != 0) return null;

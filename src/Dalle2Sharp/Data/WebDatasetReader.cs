@@ -13,6 +13,9 @@ public sealed record WebDatasetSample(string Key, IReadOnlyDictionary<string, by
 /// </summary>
 public static class WebDatasetReader
 {
+    /// <summary>Largest tar member read into memory (an image, caption or embedding of one sample).</summary>
+    public const long MaxMemberBytes = 1L << 30;
+
     public static IEnumerable<WebDatasetSample> Read(Stream tar, string shard, DataIssues issues)
     {
         Stream decompressed;
@@ -36,6 +39,9 @@ public static class WebDatasetReader
                 entry = reader.GetNextEntry();
                 if (entry is not null && entry.EntryType is TarEntryType.RegularFile or TarEntryType.V7RegularFile && entry.DataStream is not null)
                 {
+                    // The size comes from the tar header: checked before it is allocated.
+                    if (entry.Length is < 0 or > MaxMemberBytes)
+                        throw new InvalidDataException($"member {entry.Name} claims {entry.Length} bytes (at most {MaxMemberBytes} are read)");
                     content = new byte[entry.Length];
                     entry.DataStream.ReadExactly(content);
                 }

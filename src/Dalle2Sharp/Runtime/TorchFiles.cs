@@ -54,6 +54,10 @@ public static class TorchFiles
                 var storage = machine.Storages[key];
                 stream.ReadExactly(count);
                 long elements = BinaryPrimitives.ReadInt64LittleEndian(count);
+                // A size read from the file: checked against what the file holds before allocating.
+                long remaining = stream.CanSeek ? stream.Length - stream.Position : long.MaxValue;
+                if (elements < 0 || elements > Array.MaxLength / storage.ElementSize || elements * storage.ElementSize > remaining)
+                    throw new InvalidDataException($"storage {key} claims {elements} elements of {storage.ElementSize} bytes; the file holds {remaining} more bytes");
                 storage.Bytes = new byte[elements * storage.ElementSize];
                 stream.ReadExactly(storage.Bytes);
             }

@@ -98,6 +98,7 @@ public class ConfigDefaultsTests
         ["data.resample_train"] = "false",
         ["data.preprocessing"] = "{\"ToTensor\":true}",
         ["data.reduced_decode"] = "true", // ours: DCT-scaled JPEG decode before the first resize
+        ["data.max_image_pixels"] = "89478485", // ours: Pillow's decompression-bomb limit
         // train (§10.5)
         ["train.epochs"] = "20",
         ["train.lr"] = "0.0001",
