@@ -130,7 +130,41 @@ public static partial class ConfigValidator
             err($"{p}.text_embed_dim", "required with cond_on_text_encodings (the width of the text encodings)");
         if (imageConditioned && u.ImageEmbedDim is { } ied && ied == (u.CondDim ?? u.Dim))
             err($"{p}.cond_dim", $"must differ from image_embed_dim ({ied}): upstream's image-token projection breaks when they are equal");
+        Positive(u.AttnHeads, $"{p}.attn_heads", err);
+        Positive(u.AttnDimHead, $"{p}.attn_dim_head", err);
+        ValidateShapes(d, u, i, p, err);
     }
+
+    /// <summary>
+    /// Shapes libtorch would only reject mid-run, with a native message and no config path: every
+    /// GroupNorm's channels divisible by its groups, and an image size that halves cleanly at every
+    /// downsample (the skip connections concatenate feature maps of equal size).
+    /// </summary>
+    private static void ValidateShapes(DecoderConfig d, UnetConfig u, int i, string p, Action<string, string> err)
+    {
+        int stages = u.DimMults.Count;
+        if (stages == 0 || u.Dim <= 0 || u.DimMults.Any(m => m <= 0)) return;
+        if (u.ResnetGroups is { IsList: true } rg && rg.List!.Count != stages) return;
+        var groups = u.ResnetGroups.Expand(stages);
+        var dims = new[] { (long)(u.InitDim ?? u.Dim) }.Concat(u.DimMults.Select(m => (long)u.Dim * m)).ToArray();
+        for (int s = 0; s < stages; s++)
+        {
+            if (groups[s] <= 0) { err(ElementPath(u.ResnetGroups, $"{p}.resnet_groups", s), $"must be positive (got {groups[s]})"); continue; }
+            foreach (long width in new[] { dims[s], dims[s + 1] }.Distinct())
+                if (width % groups[s] != 0)
+                    err(ElementPath(u.ResnetGroups, $"{p}.resnet_groups", s), $"{groups[s]} groups do not divide stage {s + 1}'s {width} channels (GroupNorm needs them to)");
+        }
+        if (u.CombineUpsampleFmaps && u.Dim % CombinerGroups != 0)
+            err($"{p}.combine_upsample_fmaps", $"needs dim divisible by {CombinerGroups} (upstream's combiner blocks use GroupNorm({CombinerGroups}, dim)), got dim {u.Dim}");
+        int downsamples = stages - 1 + (u.MemoryEfficient ? 1 : 0);
+        var sizes = d.ImageSizes ?? (d.ImageSize is { } one ? [one] : []);
+        if (i < sizes.Count && sizes[i] > 0 && sizes[i] % (1 << downsamples) != 0)
+            err(d.ImageSizes is not null ? $"decoder.image_sizes[{i}]" : "decoder.image_size",
+                $"{sizes[i]} px does not halve cleanly {downsamples} times (unet {i + 1} has {stages} stages{(u.MemoryEfficient ? ", memory_efficient" : "")}): use a multiple of {1 << downsamples}");
+    }
+
+    /// <summary>Upstream's Block default groups, used by the UpsampleCombiner.</summary>
+    private const int CombinerGroups = 8;
 
     private static void ValidateData(DataConfig data, Action<string, string> err)
     {
@@ -138,6 +172,8 @@ public static partial class ConfigValidator
             err("data.webdataset_base_url", "must contain {} where the shard number goes (or a brace range such as {000..099})");
         if (data.NumWorkers < 0) err("data.num_workers", $"must be 0 or more (got {data.NumWorkers})");
         Positive(data.BatchSize, "data.batch_size", err);
+        if (data.ConnectTimeout <= 0) err("data.connect_timeout", $"must be positive (seconds), got {data.ConnectTimeout}");
+        if (data.StallTimeout <= 0) err("data.stall_timeout", $"must be positive (seconds), got {data.StallTimeout}");
         if (data.MaxImagePixels < 0) err("data.max_image_pixels", $"must be 0 (no limit) or more, got {data.MaxImagePixels}");
         if (data.StartShard < 0) err("data.start_shard", $"must be 0 or more (got {data.StartShard})");
         if (data.StartShard > data.EndShard) err("data.end_shard", $"must be ≥ start_shard ({data.StartShard}), got {data.EndShard}");
@@ -173,6 +209,7 @@ public static partial class ConfigValidator
 
     private static void ValidateTrain(TrainConfig t, int n, Action<string, string> err)
     {
+        if (t.Amp) err("train.amp", "mixed precision is not available yet (upstream 1.15.6 accepts the option and ignores it); set it to false");
         if (t.Epochs < 0) err("train.epochs", $"must be 0 or more (got {t.Epochs})");
         PerUnet(t.Lr, n, "train.lr", err);
         foreach (var (lr, i) in t.Lr.Values.Select((v, i) => ((double)v!, i)))
@@ -209,6 +246,12 @@ public static partial class ConfigValidator
             if (kid.SubsetSize > e.NEvaluationSamples)
                 err("evaluate.KID.subset_size", $"must not exceed n_evaluation_samples ({e.NEvaluationSamples}), got {kid.SubsetSize}");
         }
+        // Upstream hands the metrics uint8 images (FID/IS/KID) and [-1, 1] images (LPIPS); with normalize
+        // torchmetrics would scale them again (×255, or 2x − 1) and the numbers would mean nothing.
+        foreach (var (metric, normalize) in new[] { ("FID", e.FID?.Normalize), ("IS", e.IS?.Normalize), ("KID", e.KID?.Normalize), ("LPIPS", e.LPIPS?.Normalize) })
+            if (normalize == true)
+                err($"evaluate.{metric}.normalize", "must be false: the evaluation feeds the metric images already in its expected range " +
+                    "(uint8, or [-1, 1] for LPIPS, as upstream); normalize would rescale them a second time");
     }
 
     private static void ValidateTracker(TrackerConfig t, Action<string, string> err)

@@ -48,6 +48,15 @@ public sealed class DataConfig : ConfigSection
     [Key("max_image_pixels", "Ours: images with more pixels (width × height from the header) are skipped with a warning before decoding, as Pillow's decompression-bomb limit (its default, 89,478,485). 0 = no limit (buffers are still size-checked).")]
     public long MaxImagePixels { get; set; } = DefaultMaxImagePixels;
 
+    [Key("connect_timeout", "Ours: seconds to wait for an http(s) connection and its response headers (shards, embeddings); retried 3 times with backoff.")]
+    public double ConnectTimeout { get; set; } = 30;
+
+    [Key("stall_timeout", "Ours: seconds an http(s) transfer or a pipe: command may go without producing a byte before it is reported (and retried / resumed for http). A whole transfer has no time limit.")]
+    public double StallTimeout { get; set; } = 120;
+
+    /// <summary>The read timeouts of the data sources.</summary>
+    public Runtime.IoTimeouts Timeouts => new(TimeSpan.FromSeconds(ConnectTimeout), TimeSpan.FromSeconds(StallTimeout));
+
     /// <summary>Pillow's Image.MAX_IMAGE_PIXELS.</summary>
     public const long DefaultMaxImagePixels = 89_478_485;
 }

@@ -21,15 +21,20 @@ public sealed class DecoderDataset
     private readonly EmbeddingStore? _imageEmbeddings;
     private readonly EmbeddingStore? _textEmbeddings;
     private readonly bool _requireImageEmbedding;
+    private readonly Runtime.IoTimeouts _timeouts;
+    private readonly long? _imageEmbedDim;
     public DataIssues Issues { get; }
 
-    public DecoderDataset(DataConfig config, DataIssues issues, bool requireImageEmbedding = true)
+    /// <param name="imageEmbedDim">The decoder's image_embed_dim: embedding files of another width are a clear error, not a native crash.</param>
+    public DecoderDataset(DataConfig config, DataIssues issues, bool requireImageEmbedding = true, long? imageEmbedDim = null)
     {
+        _imageEmbedDim = imageEmbedDim;
         _config = config;
         Issues = issues;
         _transforms = new ImageTransforms(config.Preprocessing, config.ReducedDecode, config.MaxImagePixels);
-        _imageEmbeddings = config.ImgEmbeddingsUrl is { } img ? new EmbeddingStore(img) : null;
-        _textEmbeddings = config.TextEmbeddingsUrl is { } text ? new EmbeddingStore(text) : null;
+        _timeouts = config.Timeouts;
+        _imageEmbeddings = config.ImgEmbeddingsUrl is { } img ? new EmbeddingStore(img, _timeouts) : null;
+        _textEmbeddings = config.TextEmbeddingsUrl is { } text ? new EmbeddingStore(text, _timeouts) : null;
         _requireImageEmbedding = requireImageEmbedding;
     }
 
@@ -56,8 +61,11 @@ public sealed class DecoderDataset
         try
         {
             imageRows = _imageEmbeddings?.Load(shard.Number);
+            if (imageRows is not null && _imageEmbedDim is { } width && imageRows.RowLength != width)
+                throw new UserInputException($"{_imageEmbeddings!.FileFor(shard.Number)}: embeddings are {imageRows.RowLength} wide, " +
+                                             $"decoder.unets[0].image_embed_dim is {width}");
             textRows = _textEmbeddings?.Load(shard.Number);
-            stream = ShardStreams.Open(shard.Url);
+            stream = ShardStreams.Open(shard.Url, _timeouts);
         }
         catch (Exception e) when (e is IOException or InvalidDataException or UnauthorizedAccessException or HttpRequestException)
         {

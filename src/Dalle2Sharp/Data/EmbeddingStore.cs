@@ -18,13 +18,15 @@ public sealed partial class EmbeddingStore
     private readonly int _width;
     private readonly HashSet<long> _shards;
     private readonly ConcurrentDictionary<long, Lazy<NpyArray>> _cache = new();
+    private readonly Runtime.IoTimeouts _timeouts;
 
-    public EmbeddingStore(string folderUrl)
+    public EmbeddingStore(string folderUrl, Runtime.IoTimeouts? timeouts = null)
     {
+        _timeouts = timeouts ?? Runtime.IoTimeouts.Default;
         _folder = folderUrl.StartsWith("file://", StringComparison.Ordinal) ? new Uri(folderUrl).LocalPath : folderUrl;
         _remote = _folder.StartsWith("http://", StringComparison.Ordinal) || _folder.StartsWith("https://", StringComparison.Ordinal);
         if (_remote && !_folder.EndsWith('/')) _folder += "/";
-        var files = (_remote ? ListRemote(_folder) : ListLocal(_folder)).Order(StringComparer.Ordinal).ToList();
+        var files = (_remote ? ListRemote(_folder, _timeouts) : ListLocal(_folder)).Order(StringComparer.Ordinal).ToList();
         if (files.Count == 0)
             throw new UserInputException($"embedding folder {folderUrl} has no .npy files" +
                                          (_remote ? " in its directory index (the server must list the folder)" : ""));
@@ -48,12 +50,12 @@ public sealed partial class EmbeddingStore
     }
 
     /// <summary>The .npy names linked from the folder's index page (hrefs, relative or absolute, last path segment).</summary>
-    private static IEnumerable<string> ListRemote(string folder)
+    private static IEnumerable<string> ListRemote(string folder, Runtime.IoTimeouts timeouts)
     {
         string html;
         try
         {
-            using var reader = new StreamReader(ShardStreams.Open(folder));
+            using var reader = new StreamReader(ShardStreams.Open(folder, timeouts));
             html = reader.ReadToEnd();
         }
         catch (Exception e) when (e is IOException or HttpRequestException)
@@ -78,7 +80,7 @@ public sealed partial class EmbeddingStore
     }
 
     /// <summary>The shard's array, read once and shared by the workers (a shard is read by one worker per epoch).</summary>
-    public NpyArray Load(long shard) => _cache.GetOrAdd(shard, s => new Lazy<NpyArray>(() => Npy.ReadFile(FileFor(s)))).Value;
+    public NpyArray Load(long shard) => _cache.GetOrAdd(shard, s => new Lazy<NpyArray>(() => Npy.ReadFile(FileFor(s), _timeouts))).Value;
 
     /// <summary>Forget a shard's array once its tar has been read.</summary>
     public void Release(long shard) => _cache.TryRemove(shard, out _);

@@ -75,9 +75,9 @@ public static partial class Npy
         return new NpyArray(shape, data);
     }
 
-    public static NpyArray ReadFile(string path)
+    public static NpyArray ReadFile(string path, Runtime.IoTimeouts? timeouts = null)
     {
-        using var stream = ShardStreams.Open(path);
+        using var stream = ShardStreams.Open(path, timeouts);
         return Read(stream);
     }
 

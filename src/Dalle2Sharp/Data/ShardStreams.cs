@@ -1,56 +1,24 @@
 using System.Diagnostics;
+using Dalle2Sharp.Runtime;
 
 namespace Dalle2Sharp.Data;
 
 /// <summary>
 /// Opens a shard (or any data file) as a forward-only stream: a local path, file://, http(s)://
-/// (streamed, retried on transient failures) or pipe:COMMAND (the command's stdout, as webdataset).
+/// (streamed with connect and stall timeouts, retried and resumed on transient failures: Runtime/HttpStreams)
+/// or pipe:COMMAND (the command's stdout, as webdataset; a command silent for the stall timeout is stopped).
 /// </summary>
 public static class ShardStreams
 {
-    private static readonly HttpClient Http = new() { Timeout = Timeout.InfiniteTimeSpan };
-
-    public static Stream Open(string url, int retries = 3)
+    public static Stream Open(string url, IoTimeouts? timeouts = null)
     {
-        if (url.StartsWith("pipe:", StringComparison.Ordinal)) return new PipeStream(url["pipe:".Length..]);
+        timeouts ??= IoTimeouts.Default;
+        if (url.StartsWith("pipe:", StringComparison.Ordinal)) return new PipeStream(url["pipe:".Length..], timeouts.Stall);
         if (url.StartsWith("http://", StringComparison.Ordinal) || url.StartsWith("https://", StringComparison.Ordinal))
-            return OpenHttp(url, retries);
+            return HttpStreams.Open(url, timeouts);
         string path = url.StartsWith("file://", StringComparison.Ordinal) ? new Uri(url).LocalPath : url;
         return new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
     }
-
-    private static Stream OpenHttp(string url, int retries)
-    {
-        for (int attempt = 1; ; attempt++)
-        {
-            HttpResponseMessage response;
-            try
-            {
-                response = Http.GetAsync(url, HttpCompletionOption.ResponseHeadersRead).GetAwaiter().GetResult();
-            }
-            catch (HttpRequestException) when (attempt <= retries)
-            {
-                Backoff(attempt);
-                continue;
-            }
-            // Server errors are retried; a client error (404, 403, ...) will not get better.
-            if ((int)response.StatusCode >= 500 && attempt <= retries)
-            {
-                response.Dispose();
-                Backoff(attempt);
-                continue;
-            }
-            if (!response.IsSuccessStatusCode)
-            {
-                int code = (int)response.StatusCode;
-                response.Dispose();
-                throw new IOException($"HTTP {code} {response.ReasonPhrase} for {url}");
-            }
-            return response.Content.ReadAsStream();
-        }
-    }
-
-    private static void Backoff(int attempt) => Thread.Sleep(TimeSpan.FromMilliseconds(200 * Math.Pow(2, attempt - 1)));
 
     /// <summary>A shell command's stdout; a non-zero exit surfaces as an IOException carrying its stderr.</summary>
     private sealed class PipeStream : ForwardOnlyStream
@@ -59,10 +27,11 @@ public static class ShardStreams
         private readonly Stream _stdout;
         private readonly Task<string> _stderr;
         private readonly string _command;
+        private readonly TimeSpan _stall;
 
-        public PipeStream(string command)
+        public PipeStream(string command, TimeSpan stall)
         {
-            _command = command;
+            (_command, _stall) = (command, stall);
             var psi = new ProcessStartInfo("/bin/sh") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
             psi.ArgumentList.Add("-c");
             psi.ArgumentList.Add(command);
@@ -73,14 +42,24 @@ public static class ShardStreams
 
         public override int Read(byte[] buffer, int offset, int count)
         {
-            int n = _stdout.Read(buffer, offset, count);
+            var read = _stdout.ReadAsync(buffer, offset, count);
+            if (!read.Wait(_stall))
+            {
+                try { _process.Kill(true); } catch (InvalidOperationException) { }
+                throw new IOException($"pipe command produced nothing for {_stall.TotalSeconds:0} s (stopped): {_command}");
+            }
+            int n = read.Result;
             if (n == 0) CheckExit();
             return n;
         }
 
         private void CheckExit()
         {
-            _process.WaitForExit();
+            if (!_process.WaitForExit(_stall))
+            {
+                try { _process.Kill(true); } catch (InvalidOperationException) { }
+                throw new IOException($"pipe command closed its output but did not exit within {_stall.TotalSeconds:0} s: {_command}");
+            }
             if (_process.ExitCode != 0)
                 throw new IOException($"pipe command failed (exit {_process.ExitCode}): {_command}: {_stderr.Result.Trim()}");
         }

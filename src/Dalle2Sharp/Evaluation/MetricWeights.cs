@@ -25,9 +25,12 @@ public sealed class MetricWeights
     public string Folder { get; }
 
     private readonly string? _mirror;
+    private readonly IReadOnlyDictionary<string, string>? _knownSha256;
 
-    public MetricWeights(EvaluateConfig config, string? mirror = null)
+    /// <param name="knownSha256">sha256 (or a prefix) per file name, checked on download instead of the prefix a name carries.</param>
+    public MetricWeights(EvaluateConfig config, string? mirror = null, IReadOnlyDictionary<string, string>? knownSha256 = null)
     {
+        _knownSha256 = knownSha256;
         Folder = config.WeightsDir
             ?? Environment.GetEnvironmentVariable("DALLE2_WEIGHTS_DIR")
             ?? Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache", "dalle2sharp", "weights");
@@ -51,22 +54,42 @@ public sealed class MetricWeights
         return _mirror is null ? files : files.Select(f => (f.Item1, $"{_mirror}/{Path.GetRelativePath(Folder, f.Item1).Replace('\\', '/')}")).ToList();
     }
 
-    /// <summary>Downloads what is missing when possible; throws naming every file still missing and where to get it.</summary>
+    /// <summary>
+    /// The sha256 prefix a downloaded file must have: the one its name carries, as torchvision's and
+    /// pytorch-fid's do (vgg16-397923af.pth, pt_inception-…-6726825d.pth); the LPIPS heads' names carry
+    /// none and no digest is published for them, so they are checked by loading only.
+    /// </summary>
+    public string? ExpectedSha256(string path)
+    {
+        string name = Path.GetFileName(path);
+        if (_knownSha256 is not null && _knownSha256.TryGetValue(name, out var known)) return known;
+        var match = System.Text.RegularExpressions.Regex.Match(name, @"-([0-9a-f]{8,64})\.pth$");
+        return match.Success ? match.Groups[1].Value : null;
+    }
+
+    /// <summary>
+    /// Downloads what is missing when possible (streamed to disk with progress, bounded connect and stall
+    /// waits, no limit on the whole transfer, hash-checked: a damaged file is removed and named); throws
+    /// naming every file still missing and where to get it.
+    /// </summary>
     public void EnsureAvailable(EvaluateConfig config, Action<string>? print = null, TimeSpan? timeout = null)
     {
         var missing = new List<string>();
+        var timeouts = timeout is { } t ? new Runtime.IoTimeouts(t, t) : Runtime.IoTimeouts.Default;
         foreach (var (path, url) in Required(config).Where(f => !File.Exists(f.Path)))
         {
             try
             {
-                using var http = new HttpClient { Timeout = timeout ?? TimeSpan.FromSeconds(20) };
                 print?.Invoke($"downloading {url} → {path} …");
-                var bytes = http.GetByteArrayAsync(url).GetAwaiter().GetResult();
-                Training.Checkpoint.WriteAtomically(path, s => s.Write(bytes));
+                Runtime.HttpStreams.Download(url, path, print, timeouts, ExpectedSha256(path));
+            }
+            catch (InvalidDataException e)
+            {
+                missing.Add($"{path}: {e.Message}");
             }
             catch (Exception e) when (e is HttpRequestException or TaskCanceledException or IOException)
             {
-                missing.Add($"{path} (get it from {url})");
+                missing.Add($"{path} (get it from {url}: {e.Message})");
             }
         }
         if (missing.Count > 0)

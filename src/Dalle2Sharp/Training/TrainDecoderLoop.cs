@@ -61,7 +61,7 @@ public sealed class TrainDecoderLoop
 
         var splits = ShardSpec.Split(c.Data, c.Seed);
         var issues = new DataIssues(w => _print($"warning: {w}"));
-        var dataset = new DecoderDataset(c.Data, issues, requireImageEmbedding: !c.Decoder.Unconditional);
+        var dataset = new DecoderDataset(c.Data, issues, requireImageEmbedding: !c.Decoder.Unconditional, imageEmbedDim: c.Decoder.Unets[0].ImageEmbedDim);
 
         using var decoder = new Decoder(c.Decoder);
         decoder.to(device);
@@ -274,39 +274,11 @@ public sealed class TrainDecoderLoop
             var target = Path.Combine(Path.GetFullPath(t.DataPath), "loaded_checkpoint.pth");
             Directory.CreateDirectory(Path.GetDirectoryName(target)!);
             _print($"downloading {load.Url} …");
-            Download(load.Url!, target);
+            try { HttpStreams.Download(load.Url!, target, _print); }
+            catch (IOException e) when (e is not NetworkException) { throw new UserInputException($"tracker.load.url: {e.Message}", e); }
             return target;
         }
         return null;
-    }
-
-    /// <summary>
-    /// Downloads to a temporary file next to the target with progress lines, checks the size the server
-    /// announced, and only then renames it into place (the checkpoint reader validates the content).
-    /// </summary>
-    private void Download(string url, string target)
-    {
-        using var http = new HttpClient { Timeout = Timeout.InfiniteTimeSpan };
-        using var response = http.GetAsync(url, HttpCompletionOption.ResponseHeadersRead).GetAwaiter().GetResult();
-        if (!response.IsSuccessStatusCode) throw new UserInputException($"tracker.load.url {url}: HTTP {(int)response.StatusCode} {response.ReasonPhrase}");
-        long? expected = response.Content.Headers.ContentLength;
-        using var source = response.Content.ReadAsStream();
-        long written = 0;
-        int lastDecile = -1;
-        Checkpoint.WriteAtomically(target, s =>
-        {
-            var buffer = new byte[1 << 20];
-            int n;
-            while ((n = source.Read(buffer)) > 0)
-            {
-                s.Write(buffer, 0, n);
-                written += n;
-                int decile = expected is > 0 ? (int)(written * 10 / expected.Value) : -1;
-                if (decile > lastDecile) { lastDecile = decile; _print($"downloaded {written / 1048576.0:F1} MB{(expected is > 0 ? $" of {expected.Value / 1048576.0:F1} MB" : "")}"); }
-            }
-            if (expected is { } size && written != size)
-                throw new UserInputException($"tracker.load.url {url}: got {written} bytes, the server announced {size}");
-        });
     }
 
     private void SampleGrids(RunTracker tracker, DecoderTrainer trainer, DecoderDataset dataset, ShardSplits splits, int epoch, IReadOnlyList<double> condScale, Device device, string? tag = null)

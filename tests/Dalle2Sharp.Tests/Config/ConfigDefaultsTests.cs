@@ -99,6 +99,8 @@ public class ConfigDefaultsTests
         ["data.preprocessing"] = "{\"ToTensor\":true}",
         ["data.reduced_decode"] = "true", // ours: DCT-scaled JPEG decode before the first resize
         ["data.max_image_pixels"] = "89478485", // ours: Pillow's decompression-bomb limit
+        ["data.connect_timeout"] = "30", // ours: network waits are bounded
+        ["data.stall_timeout"] = "120",
         // train (§10.5)
         ["train.epochs"] = "20",
         ["train.lr"] = "0.0001",

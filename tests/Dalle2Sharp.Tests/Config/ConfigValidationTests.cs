@@ -184,17 +184,34 @@ public class ConfigValidationTests
     }
 }
 
-public class UnsupportedOptionTests
+public class FormerlyUnsupportedOptionTests
 {
     [Fact]
-    public void UnsupportedUnetOptionIsAClearError() =>
-        new ConfigFixture().Set("decoder.unets[0].combine_upsample_fmaps", true).AssertError("decoder.unets[0].combine_upsample_fmaps", "not supported yet");
+    public void CombineUpsampleFmapsAndRandomCropSizesAreAccepted()
+    {
+        new ConfigFixture().Set("decoder.unets[0].combine_upsample_fmaps", true).Load();
+        new ConfigFixture().Set("decoder.random_crop_sizes", System.Text.Json.Nodes.JsonNode.Parse("[null]")).Load();
+        var cascade = () => new ConfigFixture().Set("decoder.unets[1]", System.Text.Json.Nodes.JsonNode.Parse("""{ "dim": 8 }"""))
+            .Set("decoder.image_sizes", System.Text.Json.Nodes.JsonNode.Parse("[32, 64]")).Set("decoder.timesteps", 100);
+        cascade().Set("decoder.random_crop_sizes", System.Text.Json.Nodes.JsonNode.Parse("[null, 48]")).Load();
+        cascade().Set("decoder.random_crop_sizes", System.Text.Json.Nodes.JsonNode.Parse("[null, 100]"))
+            .AssertError("decoder.random_crop_sizes[1]", "between 1 and the unet's image size (64)");
+    }
+}
+
+public class ShapeRuleTests
+{
+    [Fact]
+    public void GroupsThatDoNotDivideAStageAreAConfigError() =>
+        new ConfigFixture().Set("decoder.unets[0].resnet_groups", 5).AssertError("decoder.unets[0].resnet_groups", "5 groups do not divide stage 1's");
 
     [Fact]
-    public void RandomCropIsAClearError()
-    {
-        new ConfigFixture().Set("decoder.random_crop_sizes", System.Text.Json.Nodes.JsonNode.Parse("[null]")).Load();
-        new ConfigFixture().Set("decoder.unets[1]", System.Text.Json.Nodes.JsonNode.Parse("""{ "dim": 8 }""")).Set("decoder.image_sizes", System.Text.Json.Nodes.JsonNode.Parse("[32, 64]"))
-            .Set("decoder.random_crop_sizes", System.Text.Json.Nodes.JsonNode.Parse("[null, 48]")).AssertError("decoder.random_crop_sizes", "not supported yet");
-    }
+    public void AnImageSizeThatDoesNotHalveCleanlyIsAConfigError() =>
+        new ConfigFixture().Set("decoder.unets[0].dim_mults", System.Text.Json.Nodes.JsonNode.Parse("[1, 2, 4, 8]"))
+            .Set("decoder.image_sizes", System.Text.Json.Nodes.JsonNode.Parse("[60]"))
+            .AssertError("decoder.image_sizes[0]", "does not halve cleanly 3 times");
+
+    [Fact]
+    public void NonPositiveAttentionShapesAreConfigErrors() =>
+        new ConfigFixture().Set("decoder.unets[0].attn_heads", 0).AssertError("decoder.unets[0].attn_heads", "positive");
 }

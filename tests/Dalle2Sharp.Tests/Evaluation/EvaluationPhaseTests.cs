@@ -31,10 +31,14 @@ public class EvaluationPhaseTests
         MetricWeightFiles.WriteRandom(dir.File("mirror"), "squeeze");
         using var server = new LocalFileServer(dir.File("mirror"));
         var config = new EvaluateConfig { WeightsDir = dir.File("cache"), FID = new FidConfig(), LPIPS = new LpipsConfig { NetType = "squeeze" } };
-        var weights = new MetricWeights(config, mirror: server.Url);
+        // The test files are random, so their names' hash prefixes cannot hold: their real digests are given.
+        var digests = Directory.GetFiles(dir.File("mirror"), "*.pth", SearchOption.AllDirectories)
+            .ToDictionary(Path.GetFileName, f => Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(File.ReadAllBytes(f))))!;
+        var weights = new MetricWeights(config, mirror: server.Url, knownSha256: digests!);
         var lines = new List<string>();
         weights.EnsureAvailable(config, lines.Add, TimeSpan.FromSeconds(10));
         Assert.Equal(3, lines.Count(l => l.StartsWith("downloading " + server.Url)));
+        Assert.Contains(lines, l => l.StartsWith("downloaded ") && l.Contains("MB of"));
         foreach (var (path, _) in weights.Required(config))
             Assert.Equal(File.ReadAllBytes(Path.Combine(dir.File("mirror"), Path.GetRelativePath(dir.File("cache"), path))), File.ReadAllBytes(path));
         using (new DecoderEvaluator(config, weights, TorchSharp.torch.CPU)) { }     // the downloaded files load
@@ -43,6 +47,14 @@ public class EvaluationPhaseTests
         var alex = new EvaluateConfig { WeightsDir = dir.File("cache"), LPIPS = new LpipsConfig { NetType = "alex" } };
         var e = Assert.Throws<UserInputException>(() => new MetricWeights(alex, mirror: server.Url).EnsureAvailable(alex, timeout: TimeSpan.FromSeconds(10)));
         Assert.Contains(server.Url + "alexnet-owt-7be5be79.pth", e.Message);
+
+        // A file whose content does not match the hash prefix its name carries is removed and named.
+        var fresh = new EvaluateConfig { WeightsDir = dir.File("cache2"), LPIPS = new LpipsConfig { NetType = "squeeze" } };
+        var bad = Assert.Throws<UserInputException>(() => new MetricWeights(fresh, mirror: server.Url).EnsureAvailable(fresh, timeout: TimeSpan.FromSeconds(10)));
+        Assert.Contains("squeezenet1_1-b8a52dc0.pth", bad.Message);
+        Assert.Contains("does not start with b8a52dc0", bad.Message);
+        Assert.False(File.Exists(Path.Combine(dir.File("cache2"), "squeezenet1_1-b8a52dc0.pth")));
+        Assert.Empty(Directory.GetFiles(dir.File("cache2"), "*.tmp", SearchOption.AllDirectories));
     }
 
     [Fact]
