@@ -123,5 +123,52 @@ public class EvaluationPhaseTests
         // LPIPS compares 32-px generated images with the 32-px real ones (a size mismatch would throw); the
         // random test heads can be negative, so only finiteness says something here.
         Assert.True(double.IsFinite((double)record["LPIPS"]!), record.ToJsonString());
+
+        // dalle2 sample runs the cascade end to end, and from given low-res images when it starts at unet 2.
+        var rows = Npy.ReadFile(dir.File("shards/img_emb/img_emb_00000.npy"));
+        using (var f = File.Create(dir.File("emb.npy"))) Npy.Write(f, [2, rows.Shape[1]], rows.Data.AsSpan(0, 2 * (int)rows.Shape[1]));
+        var full = CliRunner.Run("sample", "--checkpoint", dir.File("latest.pth"), "--image-embeddings", dir.File("emb.npy"), "--out", dir.File("full"), "--sampler", "ddim", "--steps", "2");
+        Assert.True(full.ExitCode == 0, full.Stderr);
+        Assert.Contains("2 image(s) of 32 px", full.Stdout);
+        Directory.CreateDirectory(dir.File("low"));
+        foreach (var i in new[] { 0, 1 }) File.WriteAllBytes(dir.File($"low/{i}.png"), ImageDecoder.EncodePng(new RgbImage(16, 16, Enumerable.Repeat((byte)(100 + 50 * i), 16 * 16 * 3).ToArray())));
+        var upsampled = CliRunner.Run("sample", "--checkpoint", dir.File("latest.pth"), "--image-embeddings", dir.File("emb.npy"), "--out", dir.File("up"),
+                                      "--sampler", "ddim", "--steps", "2", "--unets", "2-2", "--lowres-images", dir.File("low"));
+        Assert.True(upsampled.ExitCode == 0, upsampled.Stderr);
+        Assert.Contains("2 image(s) of 32 px", upsampled.Stdout);
+        var missing = CliRunner.Run("sample", "--checkpoint", dir.File("latest.pth"), "--image-embeddings", dir.File("emb.npy"), "--out", dir.File("up2"), "--unets", "2");
+        Assert.Equal(2, missing.ExitCode);
+        Assert.Contains("--lowres-images", missing.Stderr);
+    }
+
+    [Fact]
+    public void AMetricThatCannotBeComputedIsLoggedAfterTheCheckpointAndTrainingGoesOn()
+    {
+        // KID's subset_size (6) fits n_evaluation_samples (8) but not the 4 images the validation shard
+        // turns out to have: known only at run time, so it is logged and skipped; FID is still computed.
+        using var dir = new TestPaths.TempDir();
+        SyntheticShapes.WriteDataset(dir.File("shards"), shards: 5, perShard: 4, size: 16);
+        MetricWeightFiles.WriteRandom(dir.File("weights"), "vgg");
+        var json = $$"""
+        {
+          "decoder": { "unets": [{ "dim": 8, "image_embed_dim": 32, "cond_dim": 8, "dim_mults": [1, 2], "attn_dim_head": 8, "attn_heads": 2, "resnet_groups": 4, "num_resnet_blocks": 1 }],
+                       "image_sizes": [16], "timesteps": 10, "sample_timesteps": 2, "sampler": "ddim" },
+          "data": { "webdataset_base_url": "{{dir.Path}}/shards/{}.tar", "img_embeddings_url": "{{dir.Path}}/shards/img_emb", "num_workers": 1, "batch_size": 4,
+                    "start_shard": 0, "end_shard": 4, "shard_width": 5, "splits": { "train": 0.6, "val": 0.2, "test": 0.2 }, "preprocessing": { "ToTensor": true } },
+          "train": { "epochs": 2, "epoch_samples": 4, "validation_samples": 4, "n_sample_images": 0, "device": "cpu" },
+          "evaluate": { "n_evaluation_samples": 8, "weights_dir": "{{dir.Path}}/weights", "FID": { "feature": 64 }, "KID": { "feature": 64, "subset_size": 6, "subsets": 2 } },
+          "tracker": { "data_path": "{{dir.Path}}/run", "log": { "log_type": "console" }, "save": { "save_to": "local", "save_latest_to": "{{dir.Path}}/latest.pth" } }
+        }
+        """;
+        var lines = new List<string>();
+        new TrainDecoderLoop(ConfigLoader.Parse(json), lines.Add).Run();
+        int saved = lines.FindIndex(l => l.StartsWith("saved "));
+        int failed = lines.FindIndex(l => l.Contains("evaluation failed in epoch 0") && l.Contains("KID: subset_size 6 is larger than the 4 images"));
+        Assert.True(saved >= 0 && failed > saved, string.Join("\n", lines));
+        Assert.Contains(lines, l => l.StartsWith("epoch 1 done"));                       // training went on
+        var records = File.ReadAllLines(dir.File("run/metrics.jsonl")).Select(l => JsonNode.Parse(l)!.AsObject()).ToList();
+        Assert.Equal(2, records.Count(r => r.ContainsKey("FID") && !r.ContainsKey("KID_mean")));
+        Assert.Equal(2, records.Count(r => r.ContainsKey("Evaluation error")));
+        Assert.True(File.Exists(dir.File("latest.pth")));
     }
 }

@@ -216,4 +216,40 @@ public class TrainDecoderLoopTests
         Assert.Contains("does not exist", e.Message);
         Assert.Contains("instead of starting over", e.Message);
     }
+
+    [Fact]
+    public void SaveImmediatelyAndPythonFormatTemplatesAsUpstream()
+    {
+        using var dir = new TestPaths.TempDir();
+        var config = ShortRun(dir.Path);
+        config.Train.SaveImmediately = true;
+        config.Tracker.Save[0].SaveLatestTo = dir.File("saved/e{epoch:03d}_s{sample}_{next_task}.pth");
+        var lines = new List<string>();
+        new TrainDecoderLoop(config, lines.Add).Run();
+        // save_immediately: a snapshot at the first batch of the epoch (sample 4), then the epoch's end.
+        Assert.True(File.Exists(dir.File("saved/e000_s4_train.pth")), string.Join(", ", Directory.GetFiles(dir.File("saved"))));
+        Assert.True(File.Exists(dir.File("saved/e000_s8_train.pth")) || File.Exists(dir.File("saved/e000_s0_train.pth")));
+        Assert.Equal(2, lines.Count(l => l.StartsWith("saved ")));
+
+        config.Tracker.Save[0].SaveLatestTo = dir.File("saved/{epochs}.pth");
+        var e = Assert.Throws<ConfigException>(() => ConfigLoader.Parse(ConfigWriter.ToJson(config)));
+        Assert.Contains(e.Errors, x => x.Path == "tracker.save[0].save_latest_to" && x.Message.Contains("unknown field {epochs}"));
+    }
+
+    [Fact]
+    public void AnUnreachableUrlLoaderExitsWithTheEnvironmentCode()
+    {
+        using var dir = new TestPaths.TempDir();
+        var config = ShortRun(dir.Path);
+        var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        int port = ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
+        listener.Stop();                                                   // nothing listens there now
+        config.Tracker.Load = new TrackerLoadConfig { LoadFrom = "url", Url = $"http://127.0.0.1:{port}/checkpoint.pth" };
+        File.WriteAllText(dir.File("config.json"), ConfigWriter.ToJson(config));
+        var r = CliRunner.Run("train-decoder", "--config", dir.File("config.json"));
+        Assert.True(r.ExitCode == 3, $"exit {r.ExitCode}: {r.Stderr}");
+        Assert.Contains($"127.0.0.1:{port}", r.Stderr);
+        Assert.Contains("Check the network", r.Stderr);
+    }
 }
