@@ -3,7 +3,7 @@
 ema-pytorch 0.2.4, as pinned by the reference environment; layout in README.md here) and trains one
 more step, to show that our checkpoints continue in upstream.
 
-    /usr/bin/python3 tests/reference/check_upstream_loads_ours.py CHECKPOINT.pth
+    /usr/bin/python3 tests/reference/check_upstream_loads_ours.py CHECKPOINT.pth [UPSTREAM_OUT.pth]
 
 The decoder is rebuilt from the config stored in the checkpoint (`config.decoder`).
 """
@@ -29,7 +29,8 @@ unets = [Unet(**{k: v for k, v in u.items() if v is not None}) for u in unet_con
 keep = ('image_size', 'image_sizes', 'timesteps', 'channels', 'learned_variance', 'beta_schedule', 'loss_type',
         'image_cond_drop_prob', 'text_cond_drop_prob')
 decoder = Decoder(unet=tuple(unets), **{k: config[k] for k in keep if config.get(k) is not None})
-trainer = DecoderTrainer(decoder, lr=1e-4, wd=0.0)
+train = state['config']['train']
+trainer = DecoderTrainer(decoder, lr=train['lr'], wd=train['wd'], max_grad_norm=train['max_grad_norm'], ema_beta=train['ema_beta'])
 before = {k: v.clone() for k, v in decoder.state_dict().items()}
 loaded = trainer.load(path, only_model=False, strict=True)
 changed = sum(not torch.equal(before[k], v) for k, v in decoder.state_dict().items())
@@ -40,3 +41,6 @@ embed_dim = unet_configs[0]['image_embed_dim']
 loss = trainer(torch.rand(2, 3, size, size), image_embed=torch.randn(2, embed_dim), unet_number=1)
 trainer.update(1)
 print(f"one more step in upstream: loss {loss:.4f}, steps {trainer.steps.tolist()}")
+if len(sys.argv) > 2:
+    trainer.save(sys.argv[2], overwrite=True)
+    print(f"saved upstream's checkpoint after that step to {sys.argv[2]}")
