@@ -25,7 +25,13 @@ public static class Interruptible
             Stop("SIGINT");
         };
         Console.CancelKeyPress += onCancel;
-        using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, context => { context.Cancel = true; Stop("SIGTERM"); });
+        // A second SIGTERM keeps the default action (the process ends), as a second Ctrl-C does.
+        using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, context =>
+        {
+            if (cancel.IsCancellationRequested) return;
+            context.Cancel = true;
+            Stop("SIGTERM");
+        });
         try
         {
             return work(cancel.Token) ? ExitCodes.Ok : ExitCodes.Interrupted;

@@ -98,7 +98,13 @@ public sealed class SampleCommand : Command<SampleSettings>
                 text = tensor(t.Data).reshape(t.Shape);
             }
             else if (decoder.TextConditioned) throw new UserInputException("this decoder is conditioned on text: give --text-encodings FILE.npy ([N, tokens, dim])");
-            int first = 1, last = decoder.NumUnets;
+            // Checkpoints of masked runs (upstream's) hold no weights for the unets they did not train:
+            // by default the range is the unets the file has, and asking for one it lacks is an error.
+            var weights = loaded["model"] as System.Collections.IDictionary ?? loaded;
+            var present = Enumerable.Range(0, decoder.NumUnets)
+                .Select(i => weights.Keys.OfType<string>().Any(k => k.StartsWith($"unets.{i}.", StringComparison.Ordinal))).ToArray();
+            if (!present.Any(p => p)) throw new UserInputException($"{s.Checkpoint} holds no unet weights");
+            int first = Array.IndexOf(present, true) + 1, last = Array.LastIndexOf(present, true) + 1;
             if (s.Unets is { } range)
             {
                 var parts = range.Split('-').Select(int.Parse).ToArray();
@@ -106,10 +112,15 @@ public sealed class SampleCommand : Command<SampleSettings>
                 if (first > last || last > decoder.NumUnets)
                     throw new UserInputException($"--unets {range}: this decoder has unets 1-{decoder.NumUnets}");
             }
+            for (int u = first; u <= last; u++)
+                if (!present[u - 1])
+                    throw new UserInputException($"{s.Checkpoint} has no weights for unet {u} (not trained in that run: unet_training_mask); choose --unets within the trained ones");
             Tensor? start = null;
             if (first > 1)
             {
-                if (s.LowresImages is null) throw new UserInputException($"--unets {s.Unets} starts at unet {first}: give the images to upsample with --lowres-images");
+                if (s.LowresImages is null)
+                    throw new UserInputException((s.Unets is null ? $"sampling starts at unet {first} (the first this checkpoint has weights for)" : $"--unets {s.Unets} starts at unet {first}") +
+                                                 ": give the images to upsample with --lowres-images");
                 start = LoadImages(s.LowresImages, rows.Shape[0], decoder.ImageSizes[first - 2]);
             }
             else if (s.LowresImages is not null) throw new UserInputException("--lowres-images is only used when --unets starts after unet 1");

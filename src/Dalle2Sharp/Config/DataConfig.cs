@@ -45,7 +45,7 @@ public sealed class DataConfig : ConfigSection
     [Key("reduced_decode", "Ours: when preprocessing starts with RandomResizedCrop or Resize, decode a JPEG at 1/2, 1/4 or 1/8 size (in the DCT) as long as the crop stays at least as large as the output; same crops, several times faster on large photos. false decodes full size, as upstream.")]
     public bool ReducedDecode { get; set; } = true;
 
-    [Key("max_image_pixels", "Ours: images with more pixels (width × height from the header) are skipped with a warning before decoding, as Pillow's decompression-bomb limit (its default, 89,478,485). 0 = no limit (buffers are still size-checked).")]
+    [Key("max_image_pixels", "Ours: images with more pixels (width × height from the header) are skipped with a warning before decoding. The default is Pillow's decompression-bomb limit (89,478,485; Pillow warns above it and refuses above twice it). 0 = no limit (buffers are still size-checked).")]
     public long MaxImagePixels { get; set; } = DefaultMaxImagePixels;
 
     [Key("connect_timeout", "Ours: seconds to wait for an http(s) connection and its response headers (shards, embeddings); retried 3 times with backoff.")]

@@ -41,12 +41,13 @@ public sealed class LowresConditioner : nn.Module
                                                       long? fixedNoiseLevel = null, Generator? generator = null)
     {
         if (downsampleFirst) image = ResizeNearest(image, downsampleSize, InputRange);
-        if (training && useBlur && rand(1, generator: generator).item<float>() < blurProb)
+        // Draws on the image's device: the generator lives there.
+        if (training && useBlur && rand(1, generator: generator, device: image.device).item<float>() < blurProb)
         {
             double sigma = blurSigma.Low == blurSigma.High ? blurSigma.Low
-                : blurSigma.Low + (blurSigma.High - blurSigma.Low) * rand(1, generator: generator, dtype: float64).item<double>();
+                : blurSigma.Low + (blurSigma.High - blurSigma.Low) * rand(1, generator: generator, dtype: float64, device: image.device).item<double>();
             int kernel = blurKernelSize.Low == blurKernelSize.High ? blurKernelSize.Low
-                : (int)randint(blurKernelSize.Low, blurKernelSize.High + 1, [1], generator: generator).item<long>();
+                : (int)randint(blurKernelSize.Low, blurKernelSize.High + 1, [1], generator: generator, device: image.device).item<long>();
             image = GaussianBlur(image, kernel, sigma);
         }
         image = ResizeNearest(image, targetSize, InputRange);

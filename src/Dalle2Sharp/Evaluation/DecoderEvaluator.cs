@@ -83,6 +83,8 @@ public sealed class DecoderEvaluator : IDisposable
     /// </summary>
     public EvaluationResult Evaluate(DecoderTrainer trainer, IEnumerable<DecoderBatch> batches, IReadOnlyList<double> condScale, long seed)
     {
+        // Every tensor made here (the features gathered per batch included) is freed on the way out, failures too.
+        using var evaluationScope = NewDisposeScope();
         var realFeatures = new List<Tensor>();
         var fakeFeatures = new List<Tensor>();
         var fakeLogits = new List<Tensor>();
@@ -156,7 +158,6 @@ public sealed class DecoderEvaluator : IDisposable
                                                                 new Generator((ulong)seed + InceptionScoreSeedOffset));
                     (metrics["IS_mean"], metrics["IS_std"]) = (mean, std);
                 });
-            foreach (var t in realFeatures.Concat(fakeFeatures).Concat(fakeLogits)) t.Dispose();
         }
         if (_lpips is not null && lpips.Count > 0)
             metrics["LPIPS"] = _config.LPIPS!.Reduction == "sum" ? lpips.Sum() : lpips.Average();

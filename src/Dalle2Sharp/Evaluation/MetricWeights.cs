@@ -80,7 +80,7 @@ public sealed class MetricWeights
         {
             try
             {
-                print?.Invoke($"downloading {url} → {path} …");
+                print?.Invoke($"downloading {Runtime.SafeUrl.Redact(url)} → {path} …");
                 Runtime.HttpStreams.Download(url, path, print, timeouts, ExpectedSha256(path));
             }
             catch (InvalidDataException e)

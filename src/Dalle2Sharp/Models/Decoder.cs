@@ -119,8 +119,9 @@ public sealed class Decoder : nn.Module
     {
         long b = image.shape[0], h = image.shape[2], w = image.shape[3];
         if (crop >= h && crop >= w) return (image, lowres);
-        var tops = randint(0, h - crop + 1, [b], generator: generator).data<long>().ToArray();
-        var lefts = randint(0, w - crop + 1, [b], generator: generator).data<long>().ToArray();
+        // Drawn on the images' device: the training generator lives there (a CPU draw from a CUDA generator fails).
+        var tops = randint(0, h - crop + 1, [b], generator: generator, device: image.device).cpu().data<long>().ToArray();
+        var lefts = randint(0, w - crop + 1, [b], generator: generator, device: image.device).cpu().data<long>().ToArray();
         Tensor Crop(Tensor t) => stack(Enumerable.Range(0, (int)b).Select(k => t[k].narrow(1, tops[k], crop).narrow(2, lefts[k], crop)).ToArray());
         return (Crop(image), lowres is null ? null : Crop(lowres));
     }

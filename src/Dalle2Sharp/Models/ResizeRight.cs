@@ -20,12 +20,13 @@ public static class ResizeRight
     {
         long size = image.shape[^1];
         if (size == targetSize) return image;
+        using var scope = NewDisposeScope();
         double scale = (double)targetSize / size;
         var heights = WeightMatrix(image.shape[^2], scale).to(image.dtype).to(image.device);
         var widths = WeightMatrix(size, scale).to(image.dtype).to(image.device);
         // resize-right resizes the dims in order of their scale factors (equal here): height, then width.
         var resizedHeight = heights.matmul(image);
-        return resizedHeight.matmul(widths.t());
+        return resizedHeight.matmul(widths.t()).MoveToOuterDisposeScope();
     }
 
     /// <summary>The [out, in] matrix one dim is multiplied by: rows are resize-right's normalised weights.</summary>

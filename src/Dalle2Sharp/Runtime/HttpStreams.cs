@@ -13,6 +13,15 @@ public sealed record IoTimeouts(TimeSpan Connect, TimeSpan Stall, int Retries = 
     public static IoTimeouts Default { get; } = new(TimeSpan.FromSeconds(30), TimeSpan.FromSeconds(120));
 }
 
+/// <summary>A URL as it may be shown: without user info or query string, where presigned URLs and tokens live.</summary>
+public static class SafeUrl
+{
+    public static string Redact(string url) =>
+        Uri.TryCreate(url, UriKind.Absolute, out var uri) && (uri.UserInfo.Length > 0 || uri.Query.Length > 0)
+            ? $"{uri.Scheme}://{uri.Host}{(uri.IsDefaultPort ? "" : $":{uri.Port}")}{uri.AbsolutePath}{(uri.Query.Length > 0 ? "?…" : "")}"
+            : url;
+}
+
 /// <summary>A server or the network failed (after retries): the environment, not the input.</summary>
 public sealed class NetworkException(string message) : IOException(message);
 
@@ -52,14 +61,14 @@ public static class HttpStreams
                 if (response.IsSuccessStatusCode && (offset == 0 || code == 206)) return response;
                 response.Dispose();
                 if (offset > 0 && code < 300)
-                    throw new NetworkException($"reading {url} stopped at byte {offset} and the server cannot resume it (no Range support)");
+                    throw new NetworkException($"reading {SafeUrl.Redact(url)} stopped at byte {offset} and the server cannot resume it (no Range support)");
                 // A client error (404, 403, …) will not get better.
                 failure = $"HTTP {code} {response.ReasonPhrase}";
-                if (code < 500) throw new IOException($"{failure} for {url}");
+                if (code < 500) throw new IOException($"{failure} for {SafeUrl.Redact(url)}");
             }
             catch (HttpRequestException e) { failure = e.Message; }
             catch (OperationCanceledException) { failure = $"no response within {(timeouts.Connect + timeouts.Stall).TotalSeconds:0} s"; }
-            if (attempt > timeouts.Retries) throw new NetworkException($"GET {url} failed after {attempt} attempts: {failure}");
+            if (attempt > timeouts.Retries) throw new NetworkException($"GET {SafeUrl.Redact(url)} failed after {attempt} attempts: {failure}");
             Thread.Sleep(TimeSpan.FromMilliseconds(250 * Math.Pow(2, attempt - 1)));
         }
     }
@@ -104,12 +113,16 @@ public static class HttpStreams
                         _position += n;
                         if (n == 0 && _length is { } length && _position < length)
                             failure = $"the connection closed at byte {_position} of {length}";
-                        else return n;
+                        else
+                        {
+                            if (n > 0) _resumes = 0;   // retries count failures in a row, not over a whole large file
+                            return n;
+                        }
                     }
                 }
                 catch (AggregateException e) when (e.InnerException is IOException or HttpRequestException) { failure = e.InnerException!.Message; }
                 catch (Exception e) when (e is IOException or HttpRequestException) { failure = e.Message; }
-                if (++_resumes > _timeouts.Retries) throw new NetworkException($"reading {_url} at byte {_position}: {failure}");
+                if (++_resumes > _timeouts.Retries) throw new NetworkException($"reading {SafeUrl.Redact(_url)} at byte {_position}: {failure}");
                 _response.Dispose();
                 _response = Send(_url, _timeouts, _headers, _position);
                 _body = _response.Content.ReadAsStream();
@@ -152,12 +165,12 @@ public static class HttpStreams
                     progress?.Invoke($"downloaded {written / 1048576.0:F1} MB{(expected is > 0 ? $" of {expected.Value / 1048576.0:F1} MB" : "")} of {Path.GetFileName(target)}");
                 }
             }
-            if (expected is { } size && written != size) throw new IOException($"{url}: got {written} bytes, the server announced {size}");
+            if (expected is { } size && written != size) throw new IOException($"{SafeUrl.Redact(url)}: got {written} bytes, the server announced {size}");
             if (sha256Prefix is not null)
             {
                 string hash = Convert.ToHexStringLower(sha.GetHashAndReset());
                 if (!hash.StartsWith(sha256Prefix, StringComparison.Ordinal))
-                    throw new InvalidDataException($"{url}: sha256 {hash} does not start with {sha256Prefix} (as its name says): damaged or not the published file; not kept");
+                    throw new InvalidDataException($"{SafeUrl.Redact(url)}: sha256 {hash} does not start with {sha256Prefix} (as its name says): damaged or not the published file; not kept");
             }
         });
     }

@@ -50,6 +50,7 @@ public static class PythonFormat
         if (p < spec.Length && spec[p] == '0') { fill ??= '0'; align ??= '='; p++; }
         int start = p;
         while (p < spec.Length && char.IsAsciiDigit(spec[p])) p++;
+        if (p - start > 6) throw new FormatException($"\"{template}\": width in \"{spec}\" is too large");
         int width = p > start ? int.Parse(spec[start..p], CultureInfo.InvariantCulture) : 0;
         char? grouping = p < spec.Length && (spec[p] == ',' || spec[p] == '_') ? spec[p++] : null;
         int? precision = null;
@@ -58,12 +59,15 @@ public static class PythonFormat
             int s = ++p;
             while (p < spec.Length && char.IsAsciiDigit(spec[p])) p++;
             if (p == s) throw new FormatException($"\"{template}\": format spec \"{spec}\" has '.' without a precision");
+            if (p - s > 3) throw new FormatException($"\"{template}\": precision in \"{spec}\" is too large");
             precision = int.Parse(spec[s..p], CultureInfo.InvariantCulture);
         }
         char type = p < spec.Length ? spec[p++] : '\0';
         if (p != spec.Length) throw new FormatException($"\"{template}\": invalid format spec \"{spec}\"");
 
         bool numeric = value is int or long or double or float;
+        // Python formats an int with a float presentation type as the float.
+        if (value is int or long && type is 'e' or 'E' or 'f' or 'F' or 'g' or 'G' or '%') value = Convert.ToDouble(value, CultureInfo.InvariantCulture);
         string body;
         bool negative = false;
         if (!numeric)
@@ -87,7 +91,8 @@ public static class PythonFormat
                 'f' or 'F' => magnitude.ToString((grouping is null ? "F" : "N") + (precision ?? 6), CultureInfo.InvariantCulture),
                 '%' => (magnitude * 100).ToString("F" + (precision ?? 6), CultureInfo.InvariantCulture) + "%",
                 'e' or 'E' => PythonExponent(magnitude, precision ?? 6, type),
-                'g' or 'G' or '\0' when !integral => magnitude.ToString("R", CultureInfo.InvariantCulture),
+                'g' or 'G' => PythonGeneral(magnitude, precision ?? 6, type == 'G', keepPoint: false),
+                '\0' when !integral => precision is { } digits ? PythonGeneral(magnitude, digits, false, keepPoint: true) : PythonRepr(magnitude),
                 '\0' => Math.Abs(Convert.ToInt64(value, CultureInfo.InvariantCulture)).ToString(groupFormat.Length > 0 ? groupFormat : "D", CultureInfo.InvariantCulture),
                 _ => throw new FormatException($"\"{template}\": format code '{type}' is not supported"),
             };
@@ -104,6 +109,45 @@ public static class PythonFormat
             '^' => new string(f, pad / 2) + signText + body + new string(f, pad - pad / 2),
             _ => new string(f, pad) + signText + body,
         };
+    }
+
+    /// <summary>
+    /// Python's 'g': <paramref name="precision"/> significant digits, fixed notation when the exponent is
+    /// in [−4, precision), scientific otherwise, trailing zeros dropped (kept to one decimal with
+    /// <paramref name="keepPoint"/>, as the format with no type does).
+    /// </summary>
+    private static string PythonGeneral(double value, int precision, bool upper, bool keepPoint)
+    {
+        precision = Math.Max(precision, 1);
+        if (double.IsNaN(value)) return upper ? "NAN" : "nan";
+        if (double.IsInfinity(value)) return upper ? "INF" : "inf";
+        string scientific = PythonExponent(value, precision - 1, upper ? 'E' : 'e');
+        int e = scientific.IndexOfAny(['e', 'E']);
+        int exponent = int.Parse(scientific[(e + 1)..], CultureInfo.InvariantCulture);
+        if (exponent >= -4 && exponent < precision)
+        {
+            string fixedText = value.ToString("F" + (precision - 1 - exponent), CultureInfo.InvariantCulture);
+            if (fixedText.Contains('.')) fixedText = fixedText.TrimEnd('0').TrimEnd('.');
+            return keepPoint && !fixedText.Contains('.') ? fixedText + ".0" : fixedText;
+        }
+        string mantissa = scientific[..e];
+        if (mantissa.Contains('.')) mantissa = mantissa.TrimEnd('0').TrimEnd('.');
+        return mantissa + scientific[e..];
+    }
+
+    /// <summary>Python's repr of a float: the shortest round-trip digits, scientific below 1e-4 and from 1e16.</summary>
+    private static string PythonRepr(double value)
+    {
+        if (double.IsNaN(value)) return "nan";
+        if (double.IsInfinity(value)) return "inf";
+        string r = value.ToString("R", CultureInfo.InvariantCulture);
+        if (value != 0 && (value < 1e-4 || value >= 1e16))
+        {
+            int digits = r.Replace(".", "").TrimStart('0').Split('E')[0].TrimEnd('0').Length;
+            return PythonGeneral(value, Math.Max(digits, 1), false, keepPoint: false);
+        }
+        if (r.Contains('E')) r = value.ToString("F20", CultureInfo.InvariantCulture).TrimEnd('0');
+        return r.Contains('.') ? r.TrimEnd('.') + (r.EndsWith('.') ? ".0" : "") : r + ".0";
     }
 
     /// <summary>Python's 'e' format: mantissa with the precision, exponent with a sign and at least two digits.</summary>

@@ -116,7 +116,6 @@ public sealed class DecoderTrainer : IDisposable
         return Decoder.forward(images, imageEmbeds, textEncodings, unetNumber, generator).item<float>();
     }
 
-    /// <summary>Samples through the cascade with the EMA weights when use_ema (as upstream's trainer.sample).</summary>
     /// <summary>The first and last unet (1-based) that unet_training_mask trains.</summary>
     public (int First, int Last) TrainedRange => (Trained.ToList().IndexOf(true) + 1, Trained.ToList().LastIndexOf(true) + 1);
 
@@ -130,6 +129,7 @@ public sealed class DecoderTrainer : IDisposable
         return Sample(imageEmbeds, textEncodings, options with { StartAtUnet = first, StopAtUnet = last, StartImage = first > 1 ? realImages : null });
     }
 
+    /// <summary>Samples through the cascade with the EMA weights when use_ema (as upstream's trainer.sample).</summary>
     public Tensor Sample(Tensor? imageEmbeds, Tensor? textEncodings, SampleOptions options, bool useEma = true)
     {
         var unets = useEma && Ema is not null ? Ema.Select(e => e.Averaged).ToArray() : null;

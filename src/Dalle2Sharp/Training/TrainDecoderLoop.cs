@@ -190,6 +190,7 @@ public sealed class TrainDecoderLoop
             {
                 using (batch)
                 {
+                    if (cancel.IsCancellationRequested) break;
                     foreach (var unet in unetNumbers)
                         sums[unet] += trainer.Loss(batch.Images.to(device), batch.ImageEmbeddings?.to(device), batch.TextEncodings?.to(device), unet, valGenerator);
                     valSamples += batch.Count;
@@ -208,10 +209,17 @@ public sealed class TrainDecoderLoop
                 tracker.Log(record);
             }
 
-            // ---- checkpoint: written before sampling and evaluation, so that a failure there never loses the epoch
-            bool isBest = double.IsFinite(meanValidation) && (validationHistory.Count == 0 || meanValidation < validationHistory.Where(double.IsFinite).DefaultIfEmpty(double.MaxValue).Min());
-            if (double.IsFinite(meanValidation)) validationHistory.Add(meanValidation);
+            // ---- checkpoint: written before sampling and evaluation, so that a failure there never loses the epoch.
+            // Validation cut short by a signal neither counts as the epoch's loss nor picks the best.
+            bool validated = !cancel.IsCancellationRequested && double.IsFinite(meanValidation);
+            bool isBest = validated && (validationHistory.Count == 0 || meanValidation < validationHistory.Where(double.IsFinite).DefaultIfEmpty(double.MaxValue).Min());
+            if (validated) validationHistory.Add(meanValidation);
             Save(tracker, trainer, generator, epoch, epochSamples, "train", validationHistory, samplesSeen, isBest, epochEnd: true);
+            if (cancel.IsCancellationRequested)
+            {
+                _print($"interrupted: saved {Path.Combine(tracker.DataPath, "checkpoint.pth")} at the end of epoch {epoch}; the same command with tracker.log.auto_resume goes on from there");
+                return false;
+            }
 
             // ---- samples
             Guarded(tracker, epoch, "sample grids", () => SampleGrids(tracker, trainer, dataset, splits, epoch, condScale, device));
@@ -233,6 +241,11 @@ public sealed class TrainDecoderLoop
                     foreach (var error in result.Errors) ReportFailure(tracker, epoch, "evaluation", error);
                 });
             }
+            if (cancel.IsCancellationRequested)
+            {
+                _print($"interrupted after epoch {epoch}'s checkpoint ({Path.Combine(tracker.DataPath, "checkpoint.pth")}); the same command with tracker.log.auto_resume goes on");
+                return false;
+            }
             var counts = issues.Snapshot().Where(kv => kv.Value > 0).ToDictionary(kv => $"data {kv.Key}", kv => (object?)kv.Value);
             if (counts.Count > 0) tracker.Log(counts);
             _print($"epoch {epoch} done in {clock.Elapsed.TotalSeconds:F0} s: {epochSamples} samples, mean validation loss {meanValidation:F5}{(isBest ? " (best)" : "")}");
@@ -247,7 +260,7 @@ public sealed class TrainDecoderLoop
     private void Guarded(RunTracker tracker, int epoch, string phase, Action action)
     {
         try { action(); }
-        catch (Exception e) when (e is not OutOfMemoryException and not OperationCanceledException)
+        catch (Exception e) when (e is not (OutOfMemoryException or OperationCanceledException or UserInputException or ConfigException))
         {
             ReportFailure(tracker, epoch, phase, $"{e.Message} ({e.GetType().Name})");
         }
@@ -273,7 +286,7 @@ public sealed class TrainDecoderLoop
         {
             var target = Path.Combine(Path.GetFullPath(t.DataPath), "loaded_checkpoint.pth");
             Directory.CreateDirectory(Path.GetDirectoryName(target)!);
-            _print($"downloading {load.Url} …");
+            _print($"downloading {SafeUrl.Redact(load.Url!)} …");
             try { HttpStreams.Download(load.Url!, target, _print); }
             catch (IOException e) when (e is not NetworkException) { throw new UserInputException($"tracker.load.url: {e.Message}", e); }
             return target;
@@ -324,9 +337,10 @@ public sealed class TrainDecoderLoop
             string source = checkpoint;
             if (saver.SaveType == "model")
                 source = modelFile ??= SaveModelFile(tracker, trainer);
+            // The fields upstream formats with: at an epoch's end it passes sample 0 and next_task "sample".
             var args = new Dictionary<string, object>
             {
-                ["epoch"] = epoch, ["sample"] = sample, ["next_task"] = epochEnd ? "train" : nextTask, ["samples_seen"] = samplesSeen,
+                ["epoch"] = epoch, ["sample"] = epochEnd ? 0L : sample, ["next_task"] = epochEnd ? "sample" : nextTask, ["samples_seen"] = samplesSeen,
                 ["validation_losses"] = "[" + string.Join(", ", validation.Select(v => v.ToString("R", System.Globalization.CultureInfo.InvariantCulture))) + "]",
             };
             if (saver.SaveLatestTo is { } latest) Copy(source, Template(latest, args));

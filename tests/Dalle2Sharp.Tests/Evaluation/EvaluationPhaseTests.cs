@@ -139,6 +139,25 @@ public class EvaluationPhaseTests
         var missing = CliRunner.Run("sample", "--checkpoint", dir.File("latest.pth"), "--image-embeddings", dir.File("emb.npy"), "--out", dir.File("up2"), "--unets", "2");
         Assert.Equal(2, missing.ExitCode);
         Assert.Contains("--lowres-images", missing.Stderr);
+
+        // A masked run's checkpoint (upstream drops the untrained unet's weights): sampling never runs a
+        // unet the file has no weights for — by default it starts at the first unet it has.
+        var root = TorchSharp.PyBridge.PyTorchUnpickler.UnpickleStateDict(dir.File("latest.pth"));
+        foreach (var name in new[] { "model", "ema" })
+        {
+            var dict = (System.Collections.IDictionary)root[name]!;
+            foreach (var key in dict.Keys.Cast<string>().Where(k => k.StartsWith("unets.0.") || k.StartsWith("0.online_model.") || k.StartsWith("0.ema_model.")).ToList())
+                dict.Remove(key);
+        }
+        var config = (System.Collections.IDictionary)((System.Collections.IDictionary)root["config"]!)["train"]!;
+        config["unet_training_mask"] = new System.Collections.ArrayList { false, true };
+        using (var f = File.Create(dir.File("masked.pth"))) TorchSharp.PyBridge.PyTorchPickler.PickleStateDict(f, root, leaveOpen: true);
+        var masked = CliRunner.Run("sample", "--checkpoint", dir.File("masked.pth"), "--image-embeddings", dir.File("emb.npy"), "--out", dir.File("m"));
+        Assert.Equal(2, masked.ExitCode);
+        Assert.Contains("starts at unet 2", masked.Stderr);
+        var lacking = CliRunner.Run("sample", "--checkpoint", dir.File("masked.pth"), "--image-embeddings", dir.File("emb.npy"), "--out", dir.File("m"), "--unets", "1-2");
+        Assert.Equal(2, lacking.ExitCode);
+        Assert.Contains("has no weights for unet 1", lacking.Stderr);
     }
 
     [Fact]

@@ -7,6 +7,7 @@ public class PythonFormatTests
     private static readonly Dictionary<string, object> Fields = new()
     {
         ["epoch"] = 7, ["sample"] = 1234567L, ["samples_seen"] = 42L, ["next_task"] = "train", ["loss"] = 0.125, ["neg"] = -3,
+        ["tiny"] = 1.5e-5, ["big"] = 1234567.0, ["one"] = 1.0,
     };
 
     /// <summary>Expected strings are what CPython 3.11's str.format gives for the same fields.</summary>
@@ -26,6 +27,16 @@ public class PythonFormatTests
     [InlineData("{next_task:>6}", " train")]
     [InlineData("{next_task:.3}", "tra")]
     [InlineData("{{epoch}}_{epoch}", "{epoch}_7")]
+    [InlineData("{loss:.2g}", "0.12")]
+    [InlineData("{loss:g}", "0.125")]
+    [InlineData("{tiny:g}", "1.5e-05")]
+    [InlineData("{tiny}", "1.5e-05")]
+    [InlineData("{big:.3g}", "1.23e+06")]
+    [InlineData("{big:g}", "1.23457e+06")]
+    [InlineData("{one}", "1.0")]
+    [InlineData("{one:.3}", "1.0")]
+    [InlineData("{epoch:g}", "7")]
+    [InlineData("{epoch:.2f}", "7.00")]
     public void FormatsAsPython(string template, string expected) => Assert.Equal(expected, PythonFormat.Format(template, Fields));
 
     [Theory]
