@@ -76,4 +76,17 @@ public class ConfigCliTests
         Assert.Equal(0, r.ExitCode);
         Assert.Contains("USAGE:", r.Stdout);
     }
+
+    [Fact]
+    public void DebugVariablePrintsTheWholeException()
+    {
+        string[] args = ["sample", "--checkpoint", "/nonexistent/ck.pth", "--image-embeddings", "e.npy", "--out", "o"];
+        var plain = CliRunner.Run(args);
+        Assert.Equal(2, plain.ExitCode);
+        Assert.DoesNotContain("   at ", plain.Stderr);
+        var debug = CliRunner.RunWith(Environment.CurrentDirectory, new Dictionary<string, string> { ["DALLE2_DEBUG"] = "1" }, args);
+        Assert.Equal(2, debug.ExitCode);
+        Assert.Contains("UserInputException", debug.Stderr);
+        Assert.Contains("   at Dalle2Sharp", debug.Stderr);
+    }
 }
