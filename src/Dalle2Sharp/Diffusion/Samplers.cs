@@ -14,6 +14,9 @@ public sealed record SamplerSpec(string Kind, int? Steps = null, double Eta = 0.
 /// </summary>
 public delegate Tensor GuidedModel(Tensor x, Tensor t, Tensor? selfCond);
 
+/// <summary>Where a sampler's Gaussian draws come from (the seeded generator, or given tensors in tests).</summary>
+public delegate Tensor NoiseSource(long[] shape);
+
 /// <summary>
 /// Sampling loops over one unet. Random numbers are drawn in upstream's order — the initial noise,
 /// then one normal draw per step — from the given generator, so a seed reproduces DALLE2-pytorch's
@@ -31,9 +34,11 @@ public static class Samplers
         };
 
     /// <summary>Ancestral sampling through every timestep T−1 … 0 (noise drawn at every step, added where t &gt; 0).</summary>
-    public static Tensor Ddpm(Denoiser d, GuidedModel model, long[] shape, bool clipDenoised, bool selfCond, Device device, Generator? generator)
+    public static Tensor Ddpm(Denoiser d, GuidedModel model, long[] shape, bool clipDenoised, bool selfCond, Device device, Generator? generator,
+                              NoiseSource? noiseSource = null)
     {
-        var img = randn(shape, device: device, generator: generator);
+        var draw = noiseSource ?? (s => randn(s, device: device, generator: generator));
+        var img = draw(shape);
         Tensor? xStart = null;
         for (int step = d.Scheduler.NumTimesteps - 1; step >= 0; step--)
         {
@@ -41,7 +46,7 @@ public static class Samplers
             var t = full(shape[0], step, dtype: int64, device: device);
             var output = model(img, t, selfCond ? xStart : null);
             var (mean, _, logVariance, x0) = d.PMeanVariance(img, t, output, clipDenoised);
-            var noise = randn(shape, device: device, generator: generator);
+            var noise = draw(shape);
             var next = step > 0 ? mean + (0.5 * logVariance).exp() * noise : mean;
             Swap(ref img, next.MoveToOuterDisposeScope());
             Replace(ref xStart, x0.MoveToOuterDisposeScope());
@@ -61,10 +66,12 @@ public static class Samplers
         return times.Zip(times.Skip(1)).Where(p => p.First > p.Second).ToArray();
     }
 
-    public static Tensor Ddim(Denoiser d, GuidedModel model, long[] shape, int steps, double eta, bool clipDenoised, bool selfCond, Device device, Generator? generator)
+    public static Tensor Ddim(Denoiser d, GuidedModel model, long[] shape, int steps, double eta, bool clipDenoised, bool selfCond, Device device,
+                              Generator? generator, NoiseSource? noiseSource = null)
     {
+        var draw = noiseSource ?? (s => randn(s, device: device, generator: generator));
         var ac = d.Scheduler.Buffer("alphas_cumprod");
-        var img = randn(shape, device: device, generator: generator);
+        var img = draw(shape);
         Tensor? xStart = null;
         foreach (var (time, timeNext) in DdimTimePairs(d.Scheduler.NumTimesteps, steps))
         {
@@ -79,7 +86,7 @@ public static class Samplers
             var c1 = eta * ((1 - alpha / alphaNext) * (1 - alphaNext) / (1 - alpha)).sqrt();
             var c2 = ((1 - alphaNext) - c1.square()).sqrt();
             var next = x0 * alphaNext.sqrt() + c2 * predNoise;
-            if (timeNext > 0) next = next + c1 * randn(shape, device: device, generator: generator);
+            if (timeNext > 0) next = next + c1 * draw(shape);
             Swap(ref img, next.MoveToOuterDisposeScope());
             Replace(ref xStart, x0.MoveToOuterDisposeScope());
         }

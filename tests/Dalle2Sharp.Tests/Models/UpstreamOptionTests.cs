@@ -306,4 +306,33 @@ public class UpstreamOptionTests
         double diff = (images - expected).abs().max().item<float>();
         Assert.True(diff <= 1e-4, $"{name}: max |ours − upstream| = {diff:G4}");
     }
+
+    [Theory]
+    [InlineData("10_ddim_eta_1_injected_noise")]
+    [InlineData("10_ddpm_injected_noise")]
+    public void SamplingLoopsEqualUpstreamOnTheSameNoise(string name)
+    {
+        // Upstream's randn replaced by formula tensors (the k-th draw: sin(0.37·i + s_k)): the whole loop —
+        // time grid, coefficients, clipping, every noise term — must give upstream's image.
+        using var scope = NewDisposeScope();
+        var c = Case(name);
+        using var decoder = BuildDecoder(c);
+        var draws = c["random_calls"]!.AsArray().Select(call => Formula(new JsonObject
+        {
+            ["shape"] = call!["shape"]!.DeepClone(), ["s"] = (double)call["s"]!, ["formula"] = "sin(0.37*i+s)",
+        })).ToList();
+        int next = 0;
+        Tensor Draw(long[] shape) => draws[next++];
+        var cond = new UnetConditioning(ImageEmbed: Formula(c["inputs"]!["image_embed"]!));
+        Dalle2Sharp.Diffusion.GuidedModel model = (x, t, _) => decoder.Unet(1).forward(x, t, cond);
+        var d = decoder.Denoisers[0];
+        long[] shape = [2, 3, 16, 16];
+        using var _ = no_grad();
+        var image = name.Contains("ddim")
+            ? Dalle2Sharp.Diffusion.Samplers.Ddim(d, model, shape, 5, 1.0, clipDenoised: true, selfCond: false, CPU, null, Draw)
+            : Dalle2Sharp.Diffusion.Samplers.Ddpm(d, model, shape, clipDenoised: true, selfCond: false, CPU, null, Draw);
+        Assert.Equal(draws.Count, next);                                      // the same number of draws as upstream
+        var unnormalized = (image + 1) * 0.5;                                  // upstream's sample returns (x + 1) / 2, unclamped
+        AssertClose(c["output"]!, unnormalized, name);
+    }
 }
