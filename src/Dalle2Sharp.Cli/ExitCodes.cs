@@ -54,7 +54,8 @@ public static class ExitCodes
     /// <summary>What to check when the failure lies outside the program and its input, or null.</summary>
     private static string? EnvironmentProblem(Exception e) => e switch
     {
-        HttpRequestException or System.Net.Sockets.SocketException or TaskCanceledException { InnerException: TimeoutException } or Runtime.NetworkException
+        HttpRequestException or System.Net.Sockets.SocketException or TaskCanceledException { InnerException: TimeoutException }
+            or Runtime.NetworkException
             => "Check the network connection, proxy settings and that the server is up.",
         DllNotFoundException or EntryPointNotFoundException or BadImageFormatException
             => "A native library failed to load: check the libtorch package for this platform and, for JPEG, libturbojpeg0.",

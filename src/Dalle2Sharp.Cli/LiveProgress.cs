@@ -18,7 +18,8 @@ public sealed class LiveProgress(ProgressContext context) : ITrainingProgress
             return work(new PlainProgress());
         return AnsiConsole.Progress()
             .AutoClear(false)
-            .Columns(new TaskDescriptionColumn { Alignment = Justify.Left }, new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn(), new SpinnerColumn())
+            .Columns(new TaskDescriptionColumn { Alignment = Justify.Left }, new ProgressBarColumn(), new PercentageColumn(),
+                new RemainingTimeColumn(), new SpinnerColumn())
             .Start(ctx => work(new LiveProgress(ctx)));
     }
 

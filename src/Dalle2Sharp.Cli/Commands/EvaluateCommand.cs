@@ -45,10 +45,12 @@ public sealed class EvaluateCommand : Command<EvaluateSettings>
             using var evaluator = new DecoderEvaluator(config.Evaluate, weights, device);
             if (!evaluator.HasMetrics) throw new UserInputException("the config's evaluate section names no metric (FID, IS, KID, LPIPS)");
             var splits = ShardSpec.Split(config.Data, config.Seed);
-            var dataset = new DecoderDataset(config.Data, new DataIssues(w => Console.Error.WriteLine($"warning: {w}")), requireImageEmbedding: !config.Decoder.Unconditional);
+            var dataset = new DecoderDataset(config.Data, new DataIssues(w => Console.Error.WriteLine($"warning: {w}")),
+                requireImageEmbedding: !config.Decoder.Unconditional);
             var loader = new DecoderDataLoader(splits.Val, dataset, new LoaderOptions
             {
-                BatchSize = config.Data.BatchSize, NumWorkers = config.Data.NumWorkers, MaxSamples = config.Evaluate.NEvaluationSamples, Seed = config.Seed,
+                BatchSize = config.Data.BatchSize, NumWorkers = config.Data.NumWorkers,
+                MaxSamples = config.Evaluate.NEvaluationSamples, Seed = config.Seed,
             });
             var result = evaluator.Evaluate(trainer, loader, config.Train.CondScale.Expand(decoder.NumUnets), config.Seed);
             var json = new JsonObject();

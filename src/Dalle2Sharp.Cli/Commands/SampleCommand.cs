@@ -41,7 +41,8 @@ public sealed class SampleSettings : CommandSettings
     [CommandOption("--unets <A-B>"), Description("Range of unets to run, e.g. 1-2 (default: all). Starting after unet 1 needs --lowres-images.")]
     public string? Unets { get; set; }
 
-    [CommandOption("--lowres-images <PATHS>"), Description("Images to upsample when --unets starts after unet 1: a folder (files in name order) or comma-separated files, one per embedding row.")]
+    [CommandOption("--lowres-images <PATHS>"), Description("Images to upsample when --unets starts after unet 1: " +
+        "a folder (files in name order) or comma-separated files, one per embedding row.")]
     public string? LowresImages { get; set; }
 
     [CommandOption("--text-encodings <FILE>"), Description(".npy of per-token text encodings [N, tokens, dim], for decoders conditioned on text.")]
@@ -53,7 +54,8 @@ public sealed class SampleSettings : CommandSettings
             return Spectre.Console.ValidationResult.Error("--checkpoint, --image-embeddings and --out are required");
         if (Sampler is not null && !SamplerSpec.Kinds.Contains(Sampler))
             return Spectre.Console.ValidationResult.Error($"--sampler \"{Sampler}\" is not one of {string.Join(", ", SamplerSpec.Kinds)}");
-        if (Unets is not null && !Regex.IsMatch(Unets, @"^[1-9]\d{0,2}(-[1-9]\d{0,2})?$")) return Spectre.Console.ValidationResult.Error("--unets must look like 1 or 1-2 (unets are numbered from 1)");
+        if (Unets is not null && !Regex.IsMatch(Unets, @"^[1-9]\d{0,2}(-[1-9]\d{0,2})?$"))
+            return Spectre.Console.ValidationResult.Error("--unets must look like 1 or 1-2 (unets are numbered from 1)");
         if (Steps is < 1) return Spectre.Console.ValidationResult.Error($"--steps must be at least 1, got {Steps}");
         return Spectre.Console.ValidationResult.Success();
     }
@@ -72,7 +74,10 @@ public sealed class SampleCommand : Command<SampleSettings>
                 using var file = File.OpenRead(s.Checkpoint);
                 root = TorchSharp.PyBridge.PyTorchUnpickler.UnpickleStateDict(file, leaveOpen: true, skipTensorRead: true);
             }
-            catch (Exception e) when (e is not IOException) { throw new UserInputException($"{s.Checkpoint} is not a readable PyTorch checkpoint: {e.Message}", e); }
+            catch (Exception e) when (e is not IOException)
+            {
+                throw new UserInputException($"{s.Checkpoint} is not a readable PyTorch checkpoint: {e.Message}", e);
+            }
             TrainDecoderConfig config = s.Config is not null ? ConfigLoader.LoadFile(s.Config)
                 : root["config"] is { } stored ? ConfigLoader.Parse(PickleValues.ToJson(stored)!.ToJsonString(), $"{s.Checkpoint} (stored config)")
                 : throw new UserInputException($"{s.Checkpoint} carries no config: give --config");
@@ -86,7 +91,8 @@ public sealed class SampleCommand : Command<SampleSettings>
             if (rows.Shape.Length != 2) throw new UserInputException($"{s.ImageEmbeddings} must be [N, D], is [{string.Join(", ", rows.Shape)}]");
             long expectedWidth = config.Decoder.Unets[0].ImageEmbedDim ?? rows.Shape[1];
             if (rows.Shape[1] != expectedWidth)
-                throw new UserInputException($"{s.ImageEmbeddings}: embeddings are {rows.Shape[1]} wide, the decoder's image_embed_dim is {expectedWidth}");
+                throw new UserInputException(
+                    $"{s.ImageEmbeddings}: embeddings are {rows.Shape[1]} wide, the decoder's image_embed_dim is {expectedWidth}");
             var embeds = tensor(rows.Data).reshape(rows.Shape[0], rows.Shape[1]);
             Tensor? text = null;
             if (s.TextEncodings is { } textFile)
@@ -94,10 +100,12 @@ public sealed class SampleCommand : Command<SampleSettings>
                 if (!decoder.TextConditioned) throw new UserInputException("--text-encodings: this decoder is not conditioned on text");
                 var t = Npy.ReadFile(textFile);
                 if (t.Shape.Length != 3 || t.Shape[0] != rows.Shape[0])
-                    throw new UserInputException($"{textFile} must be [{rows.Shape[0]}, tokens, dim] (one row per embedding), is [{string.Join(", ", t.Shape)}]");
+                    throw new UserInputException(
+                        $"{textFile} must be [{rows.Shape[0]}, tokens, dim] (one row per embedding), is [{string.Join(", ", t.Shape)}]");
                 text = tensor(t.Data).reshape(t.Shape);
             }
-            else if (decoder.TextConditioned) throw new UserInputException("this decoder is conditioned on text: give --text-encodings FILE.npy ([N, tokens, dim])");
+            else if (decoder.TextConditioned)
+                throw new UserInputException("this decoder is conditioned on text: give --text-encodings FILE.npy ([N, tokens, dim])");
             // Checkpoints of masked runs (upstream's) hold no weights for the unets they did not train:
             // by default the range is the unets the file has, and asking for one it lacks is an error.
             var weights = loaded["model"] as System.Collections.IDictionary ?? loaded;
@@ -114,12 +122,14 @@ public sealed class SampleCommand : Command<SampleSettings>
             }
             for (int u = first; u <= last; u++)
                 if (!present[u - 1])
-                    throw new UserInputException($"{s.Checkpoint} has no weights for unet {u} (not trained in that run: unet_training_mask); choose --unets within the trained ones");
+                    throw new UserInputException($"{s.Checkpoint} has no weights for unet {u} (not trained in that run: unet_training_mask); " +
+                                                 "choose --unets within the trained ones");
             Tensor? start = null;
             if (first > 1)
             {
                 if (s.LowresImages is null)
-                    throw new UserInputException((s.Unets is null ? $"sampling starts at unet {first} (the first this checkpoint has weights for)" : $"--unets {s.Unets} starts at unet {first}") +
+                    throw new UserInputException((s.Unets is null ? $"sampling starts at unet {first} (the first this checkpoint has weights for)"
+                                                                  : $"--unets {s.Unets} starts at unet {first}") +
                                                  ": give the images to upsample with --lowres-images");
                 start = LoadImages(s.LowresImages, rows.Shape[0], decoder.ImageSizes[first - 2]);
             }
@@ -133,11 +143,14 @@ public sealed class SampleCommand : Command<SampleSettings>
                     throw new UserInputException($"--steps {n}: {kind} takes at most timesteps ({config.Decoder.Timesteps}) steps");
                 return new SamplerSpec(kind, steps, d.Eta);
             }).ToArray();
-            var scales = s.CondScale is { } cs ? Enumerable.Repeat(cs, decoder.NumUnets).ToArray() : config.Train.CondScale.Expand(decoder.NumUnets).ToArray();
+            var scales = s.CondScale is { } cs
+                ? Enumerable.Repeat(cs, decoder.NumUnets).ToArray()
+                : config.Train.CondScale.Expand(decoder.NumUnets).ToArray();
             var clock = System.Diagnostics.Stopwatch.StartNew();
             var images = trainer.Sample(embeds, text, new SampleOptions
             {
-                Samplers = samplers, CondScale = scales, StartAtUnet = first, StopAtUnet = last, StartImage = start, Generator = new Generator((ulong)s.Seed),
+                Samplers = samplers, CondScale = scales, StartAtUnet = first, StopAtUnet = last, StartImage = start,
+                Generator = new Generator((ulong)s.Seed),
             }, useEma);
             double seconds = clock.Elapsed.TotalSeconds;
 
@@ -151,8 +164,11 @@ public sealed class SampleCommand : Command<SampleSettings>
             }
             var grid = cat(images.unbind(0).ToArray(), 2);
             var gridPixels = DecoderEvaluator.ToUint8(grid).permute(1, 2, 0).contiguous();
-            File.WriteAllBytes(Path.Combine(s.Out, "grid.png"), ImageDecoder.EncodePng(new RgbImage((int)gridPixels.shape[1], (int)gridPixels.shape[0], gridPixels.data<byte>().ToArray())));
-            Console.WriteLine($"{images.shape[0]} image(s) of {images.shape[2]} px written to {s.Out} ({(useEma ? "EMA" : "online")} weights, {string.Join(", ", samplers.Skip(first - 1).Take(last - first + 1).Select(p => p.Kind + (p.Steps is { } st && p.Kind != "ddpm" ? $" {st} steps" : "")))}; " +
+            File.WriteAllBytes(Path.Combine(s.Out, "grid.png"),
+                ImageDecoder.EncodePng(new RgbImage((int)gridPixels.shape[1], (int)gridPixels.shape[0], gridPixels.data<byte>().ToArray())));
+            Console.WriteLine($"{images.shape[0]} image(s) of {images.shape[2]} px written to {s.Out} ({(useEma ? "EMA" : "online")} weights, " +
+                              string.Join(", ", samplers.Skip(first - 1).Take(last - first + 1)
+                                  .Select(p => p.Kind + (p.Steps is { } st && p.Kind != "ddpm" ? $" {st} steps" : ""))) + "; " +
                               $"{images.shape[0] / seconds:F2} images/s)");
         });
 
@@ -160,7 +176,8 @@ public sealed class SampleCommand : Command<SampleSettings>
     private static Tensor LoadImages(string spec, long count, int size)
     {
         var files = Directory.Exists(spec)
-            ? Directory.GetFiles(spec).Where(f => ImageDecoder.Extensions.Contains(Path.GetExtension(f).TrimStart('.').ToLowerInvariant())).Order(StringComparer.Ordinal).ToArray()
+            ? Directory.GetFiles(spec).Where(f => ImageDecoder.Extensions.Contains(Path.GetExtension(f).TrimStart('.').ToLowerInvariant()))
+                .Order(StringComparer.Ordinal).ToArray()
             : spec.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         if (files.Length != count) throw new UserInputException($"--lowres-images: {files.Length} image(s) for {count} embedding row(s)");
         var images = files.Select(file =>
@@ -168,7 +185,10 @@ public sealed class SampleCommand : Command<SampleSettings>
             if (!File.Exists(file)) throw new UserInputException($"--lowres-images: {file} does not exist");
             RgbImage rgb;
             try { rgb = ImageDecoder.Decode(File.ReadAllBytes(file)); }
-            catch (Exception e) when (e is not OutOfMemoryException) { throw new UserInputException($"--lowres-images: {file} is not a readable image: {e.Message}", e); }
+            catch (Exception e) when (e is not OutOfMemoryException)
+            {
+                throw new UserInputException($"--lowres-images: {file} is not a readable image: {e.Message}", e);
+            }
             var pixels = tensor(rgb.Pixels).reshape(rgb.Height, rgb.Width, 3).permute(2, 0, 1).to(float32) / 255;
             return nn.functional.interpolate(pixels.unsqueeze(0), size: [size, size], mode: InterpolationMode.Nearest).squeeze(0);
         }).ToArray();

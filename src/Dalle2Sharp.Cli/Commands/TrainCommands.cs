@@ -13,7 +13,9 @@ public sealed class TrainDecoderSettings : CommandSettings
     public string Config { get; set; } = "";
 
     public override Spectre.Console.ValidationResult Validate() =>
-        string.IsNullOrEmpty(Config) ? Spectre.Console.ValidationResult.Error("--config FILE is required") : Spectre.Console.ValidationResult.Success();
+        string.IsNullOrEmpty(Config)
+            ? Spectre.Console.ValidationResult.Error("--config FILE is required")
+            : Spectre.Console.ValidationResult.Success();
 }
 
 public sealed class TrainDecoderCommand : Command<TrainDecoderSettings>
@@ -22,7 +24,8 @@ public sealed class TrainDecoderCommand : Command<TrainDecoderSettings>
         ExitCodes.Run(() =>
         {
             var config = ConfigLoader.LoadFile(settings.Config);
-            return Interruptible.Run(cancellationToken, cancel => LiveProgress.Run(progress => new TrainDecoderLoop(config, progress).Run(settings.Config, cancel)));
+            return Interruptible.Run(cancellationToken,
+                cancel => LiveProgress.Run(progress => new TrainDecoderLoop(config, progress).Run(settings.Config, cancel)));
         });
 }
 
@@ -44,9 +47,11 @@ public sealed class QuickstartCommand : Command<QuickstartSettings>
             int shards = (int)(config.Data.EndShard - config.Data.StartShard + 1);
             if (!File.Exists(Path.Combine(folder, $"{config.Data.EndShard:D5}.tar")))
             {
-                Console.WriteLine($"writing the quickstart dataset to {folder}: {shards} shards × 640 images of coloured shapes with stand-in embeddings …");
+                Console.WriteLine($"writing the quickstart dataset to {folder}: {shards} shards × 640 images of coloured shapes " +
+                                  "with stand-in embeddings …");
                 SyntheticShapes.WriteDataset(folder, shards, perShard: 640, size: config.Decoder.ImageSizes?[0] ?? config.Decoder.ImageSize!.Value);
             }
-            return Interruptible.Run(cancellationToken, cancel => LiveProgress.Run(progress => new TrainDecoderLoop(config, progress).Run(settings.Config, cancel)));
+            return Interruptible.Run(cancellationToken,
+                cancel => LiveProgress.Run(progress => new TrainDecoderLoop(config, progress).Run(settings.Config, cancel)));
         });
 }

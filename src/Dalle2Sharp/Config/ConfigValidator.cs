@@ -69,7 +69,8 @@ public static partial class ConfigValidator
             if (unet >= 0)
                 err("decoder.timesteps", $"must be above 20 with the {schedules[unet]} beta schedule of unet {unet + 1}" +
                     $"{(d.BetaSchedule is null ? " (upstream's default for the last of several unets)" : "")}: its betas end at 20 / timesteps = " +
-                    $"{20.0 / d.Timesteps:0.##}, and a beta of 1 breaks the diffusion (NaN losses); raise timesteps or use the cosine schedule, got {d.Timesteps}");
+                    $"{20.0 / d.Timesteps:0.##}, and a beta of 1 breaks the diffusion (NaN losses); " +
+                    $"raise timesteps or use the cosine schedule, got {d.Timesteps}");
         }
         PerUnet(d.LearnedVariance, n, "decoder.learned_variance", err);
         PerUnet(d.PredictXStart, n, "decoder.predict_x_start", err);
@@ -90,7 +91,8 @@ public static partial class ConfigValidator
             PerUnet(d.UseBlurForLowresCond, n - 1, "decoder.use_blur_for_lowres_cond", err, "upsampler");
             for (int i = 1; i < n; i++)
                 if (!d.UseNoiseForLowresCond.At(i - 1) && !d.UseBlurForLowresCond.At(i - 1))
-                    err("decoder.use_blur_for_lowres_cond", $"unet {i + 1} is an upsampler and needs noise or blur augmentation of its low-res image");
+                    err("decoder.use_blur_for_lowres_cond",
+                        $"unet {i + 1} is an upsampler and needs noise or blur augmentation of its low-res image");
         }
         Range(d.BlurSigma, "decoder.blur_sigma", err);
         Range(d.BlurKernelSize, "decoder.blur_kernel_size", err);
@@ -152,15 +154,18 @@ public static partial class ConfigValidator
             if (groups[s] <= 0) { err(ElementPath(u.ResnetGroups, $"{p}.resnet_groups", s), $"must be positive (got {groups[s]})"); continue; }
             foreach (long width in new[] { dims[s], dims[s + 1] }.Distinct())
                 if (width % groups[s] != 0)
-                    err(ElementPath(u.ResnetGroups, $"{p}.resnet_groups", s), $"{groups[s]} groups do not divide stage {s + 1}'s {width} channels (GroupNorm needs them to)");
+                    err(ElementPath(u.ResnetGroups, $"{p}.resnet_groups", s),
+                        $"{groups[s]} groups do not divide stage {s + 1}'s {width} channels (GroupNorm needs them to)");
         }
         if (u.CombineUpsampleFmaps && u.Dim % CombinerGroups != 0)
-            err($"{p}.combine_upsample_fmaps", $"needs dim divisible by {CombinerGroups} (upstream's combiner blocks use GroupNorm({CombinerGroups}, dim)), got dim {u.Dim}");
+            err($"{p}.combine_upsample_fmaps",
+                $"needs dim divisible by {CombinerGroups} (upstream's combiner blocks use GroupNorm({CombinerGroups}, dim)), got dim {u.Dim}");
         int downsamples = stages - 1 + (u.MemoryEfficient ? 1 : 0);
         var sizes = d.ImageSizes ?? (d.ImageSize is { } one ? [one] : []);
         if (i < sizes.Count && sizes[i] > 0 && sizes[i] % (1 << downsamples) != 0)
             err(d.ImageSizes is not null ? $"decoder.image_sizes[{i}]" : "decoder.image_size",
-                $"{sizes[i]} px does not halve cleanly {downsamples} times (unet {i + 1} has {stages} stages{(u.MemoryEfficient ? ", memory_efficient" : "")}): use a multiple of {1 << downsamples}");
+                $"{sizes[i]} px does not halve cleanly {downsamples} times " +
+                $"(unet {i + 1} has {stages} stages{(u.MemoryEfficient ? ", memory_efficient" : "")}): use a multiple of {1 << downsamples}");
     }
 
     /// <summary>Upstream's Block default groups, used by the UpsampleCombiner.</summary>
@@ -188,7 +193,8 @@ public static partial class ConfigValidator
         if (Math.Abs(sum - 1.0) > 1e-6) err("data.splits", $"must sum to 1 (got {sum:0.######})");
 
         if (data.ResampleTrain && data.ShuffleTrain)
-            err("data.resample_train", "cannot be combined with shuffle_train (resampling already draws shards at random); set shuffle_train to false");
+            err("data.resample_train",
+                "cannot be combined with shuffle_train (resampling already draws shards at random); set shuffle_train to false");
 
         foreach (var step in data.Preprocessing.Steps)
         {
@@ -248,7 +254,8 @@ public static partial class ConfigValidator
         }
         // Upstream hands the metrics uint8 images (FID/IS/KID) and [-1, 1] images (LPIPS); with normalize
         // torchmetrics would scale them again (×255, or 2x − 1) and the numbers would mean nothing.
-        foreach (var (metric, normalize) in new[] { ("FID", e.FID?.Normalize), ("IS", e.IS?.Normalize), ("KID", e.KID?.Normalize), ("LPIPS", e.LPIPS?.Normalize) })
+        foreach (var (metric, normalize) in
+                 new[] { ("FID", e.FID?.Normalize), ("IS", e.IS?.Normalize), ("KID", e.KID?.Normalize), ("LPIPS", e.LPIPS?.Normalize) })
             if (normalize == true)
                 err($"evaluate.{metric}.normalize", "must be false: the evaluation feeds the metric images already in its expected range " +
                     "(uint8, or [-1, 1] for LPIPS, as upstream); normalize would rescale them a second time");
@@ -305,7 +312,8 @@ public static partial class ConfigValidator
         if (!img && !clip) err("data.img_embeddings_url", "required: image embeddings come from img_embeddings_url or decoder.clip");
         if (img && clip) err("data.img_embeddings_url", "redundant: decoder.clip already computes image embeddings; remove one of the two");
         if (textConditioned && !text && !clip)
-            err("data.text_embeddings_url", "required: a unet has cond_on_text_encodings, so text encodings come from text_embeddings_url or decoder.clip");
+            err("data.text_embeddings_url",
+                "required: a unet has cond_on_text_encodings, so text encodings come from text_embeddings_url or decoder.clip");
         if (text && !textConditioned)
             err("data.text_embeddings_url", "no unet has cond_on_text_encodings, so text embeddings would be unused");
         else if (text && clip) err("data.text_embeddings_url", "redundant: decoder.clip already computes text encodings; remove one of the two");

@@ -3,7 +3,8 @@ namespace Dalle2Sharp.Config;
 /// <summary>The data section: webdataset shards, embedding folders, splits and preprocessing.</summary>
 public sealed class DataConfig : ConfigSection
 {
-    [Key("webdataset_base_url", "Shard location with {} where the zero-padded shard number goes: a path, file://, http(s):// or pipe:COMMAND."), Required]
+    [Key("webdataset_base_url",
+        "Shard location with {} where the zero-padded shard number goes: a path, file://, http(s):// or pipe:COMMAND."), Required]
     public string WebdatasetBaseUrl { get; set; } = "";
 
     [Key("img_embeddings_url", "Folder of img_emb_<shard>.npy files (precomputed CLIP image embeddings).")]
@@ -39,19 +40,27 @@ public sealed class DataConfig : ConfigSection
     [Key("resample_train", "Draw training shards with replacement, endlessly (needs shuffle_train false and train.epoch_samples).")]
     public bool ResampleTrain { get; set; }
 
-    [Key("preprocessing", "Image transforms applied in the order given: RandomResizedCrop, RandomHorizontalFlip, Resize, CenterCrop, ToTensor. A transform set to false is left out (upstream applies it anyway).")]
+    [Key("preprocessing", "Image transforms applied in the order given: " +
+        "RandomResizedCrop, RandomHorizontalFlip, Resize, CenterCrop, ToTensor. " +
+        "A transform set to false is left out (upstream applies it anyway).")]
     public PreprocessingConfig Preprocessing { get; set; } = PreprocessingConfig.Default();
 
-    [Key("reduced_decode", "Ours: when preprocessing starts with RandomResizedCrop or Resize, decode a JPEG at 1/2, 1/4 or 1/8 size (in the DCT) as long as the crop stays at least as large as the output; same crops, several times faster on large photos. false decodes full size, as upstream.")]
+    [Key("reduced_decode", "Ours: when preprocessing starts with RandomResizedCrop or Resize, " +
+        "decode a JPEG at 1/2, 1/4 or 1/8 size (in the DCT) as long as the crop stays at least as large as the output; " +
+        "same crops, several times faster on large photos. false decodes full size, as upstream.")]
     public bool ReducedDecode { get; set; } = true;
 
-    [Key("max_image_pixels", "Ours: images with more pixels (width × height from the header) are skipped with a warning before decoding. The default is Pillow's decompression-bomb limit (89,478,485; Pillow warns above it and refuses above twice it). 0 = no limit (buffers are still size-checked).")]
+    [Key("max_image_pixels", "Ours: images with more pixels (width × height from the header) are skipped with a warning before decoding. " +
+        "The default is Pillow's decompression-bomb limit (89,478,485; Pillow warns above it and refuses above twice it). " +
+        "0 = no limit (buffers are still size-checked).")]
     public long MaxImagePixels { get; set; } = DefaultMaxImagePixels;
 
-    [Key("connect_timeout", "Ours: seconds to wait for an http(s) connection and its response headers (shards, embeddings); retried 3 times with backoff.")]
+    [Key("connect_timeout", "Ours: seconds to wait for an http(s) connection and its response headers (shards, embeddings); " +
+        "retried 3 times with backoff.")]
     public double ConnectTimeout { get; set; } = 30;
 
-    [Key("stall_timeout", "Ours: seconds an http(s) transfer or a pipe: command may go without producing a byte before it is reported (and retried / resumed for http). A whole transfer has no time limit.")]
+    [Key("stall_timeout", "Ours: seconds an http(s) transfer or a pipe: command may go without producing a byte before it is reported " +
+        "(and retried / resumed for http). A whole transfer has no time limit.")]
     public double StallTimeout { get; set; } = 120;
 
     /// <summary>The read timeouts of the data sources.</summary>

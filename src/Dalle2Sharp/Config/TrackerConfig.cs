@@ -3,10 +3,13 @@ namespace Dalle2Sharp.Config;
 /// <summary>The tracker section: where run data lives, how it is logged, loaded and saved.</summary>
 public sealed class TrackerConfig : ConfigSection
 {
-    [Key("data_path", "Folder for run data (checkpoints, metrics, samples). Upstream's config default is .tracker_data (its README says ./.tracker-data); we follow the config.")]
+    [Key("data_path", "Folder for run data (checkpoints, metrics, samples). " +
+        "Upstream's config default is .tracker_data (its README says ./.tracker-data); we follow the config.")]
     public string DataPath { get; set; } = ".tracker_data";
 
-    [Key("overwrite_data_path", "Reuse data_path if it already exists (as upstream: nothing in it is deleted; our own files are replaced as they are written). Without it an existing, non-empty data_path is an error unless resuming.")]
+    [Key("overwrite_data_path", "Reuse data_path if it already exists " +
+        "(as upstream: nothing in it is deleted; our own files are replaced as they are written). " +
+        "Without it an existing, non-empty data_path is an error unless resuming.")]
     public bool OverwriteDataPath { get; set; }
 
     [Key("log", "Logging."), Required]

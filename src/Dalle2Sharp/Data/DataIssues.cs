@@ -41,7 +41,8 @@ public sealed class DataIssues(Action<string>? warn = null)
         Enum.GetValues<DataIssueKind>().ToDictionary(k => Name(k), k => this[k]);
 
     public static string Name(DataIssueKind kind) =>
-        string.Concat(kind.ToString().Select((ch, i) => char.IsUpper(ch) && i > 0 ? "_" + char.ToLowerInvariant(ch) : char.ToLowerInvariant(ch).ToString()));
+        string.Concat(kind.ToString().Select((ch, i) =>
+            char.IsUpper(ch) && i > 0 ? "_" + char.ToLowerInvariant(ch) : char.ToLowerInvariant(ch).ToString()));
 
     private static string Describe(DataIssueKind kind) => Name(kind).Replace('_', ' ');
 }

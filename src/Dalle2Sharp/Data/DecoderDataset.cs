@@ -45,7 +45,8 @@ public sealed class DecoderDataset
         {
             if (store is not null && !store.HasShard(shard.Number))
             {
-                Issues.Report(DataIssueKind.MissingEmbeddingFile, shard.Url, null, $"no {what} embedding file {Path.GetFileName(store.FileFor(shard.Number))}; shard skipped");
+                Issues.Report(DataIssueKind.MissingEmbeddingFile, shard.Url, null,
+                    $"no {what} embedding file {Path.GetFileName(store.FileFor(shard.Number))}; shard skipped");
                 return false;
             }
         }
@@ -88,13 +89,21 @@ public sealed class DecoderDataset
     {
         string? imageExt = ImageDecoder.Extensions.FirstOrDefault(raw.Files.ContainsKey);
         if (imageExt is null) { Issues.Report(DataIssueKind.MissingImage, shard.Url, raw.Key, "no jpg/png/webp file"); return null; }
-        if (!raw.Files.TryGetValue("txt", out var captionBytes)) { Issues.Report(DataIssueKind.MissingCaption, shard.Url, raw.Key, "no txt file"); return null; }
+        if (!raw.Files.TryGetValue("txt", out var captionBytes))
+        {
+            Issues.Report(DataIssueKind.MissingCaption, shard.Url, raw.Key, "no txt file");
+            return null;
+        }
 
         float[]? imageEmbedding = null;
         NpyArray? textEncoding = null;
         if (imageRows is not null || textRows is not null)
         {
-            if (!TryRowIndex(raw.Key, out long row)) { Issues.Report(DataIssueKind.BadKey, shard.Url, raw.Key, $"the last {_config.IndexWidth} characters of the key are not a row number"); return null; }
+            if (!TryRowIndex(raw.Key, out long row))
+            {
+                Issues.Report(DataIssueKind.BadKey, shard.Url, raw.Key, $"the last {_config.IndexWidth} characters of the key are not a row number");
+                return null;
+            }
             if (imageRows is not null && (imageEmbedding = Row(imageRows, row, shard, raw.Key, "image")) is null) return null;
             if (textRows is not null)
             {
@@ -116,7 +125,8 @@ public sealed class DecoderDataset
         }
         if (imageEmbedding is null && _requireImageEmbedding)
         {
-            Issues.Report(DataIssueKind.MissingEmbeddingFile, shard.Url, raw.Key, "no image embedding (no img_embeddings_url and no .npy in the sample)");
+            Issues.Report(DataIssueKind.MissingEmbeddingFile, shard.Url, raw.Key,
+                "no image embedding (no img_embeddings_url and no .npy in the sample)");
             return null;
         }
 
@@ -133,7 +143,8 @@ public sealed class DecoderDataset
         catch (Exception e) when (e is not OutOfMemoryException and not OperationCanceledException)
         {
             // Whatever one sample throws is that sample's problem: reported with shard and key, never the end of the run.
-            Issues.Report(DataIssueKind.CorruptImage, shard.Url, raw.Key, e is InvalidDataException or ArgumentException ? e.Message : $"{e.Message} ({e.GetType().Name})");
+            Issues.Report(DataIssueKind.CorruptImage, shard.Url, raw.Key,
+                e is InvalidDataException or ArgumentException ? e.Message : $"{e.Message} ({e.GetType().Name})");
             return null;
         }
         string caption = Encoding.UTF8.GetString(captionBytes).Trim();
@@ -151,7 +162,8 @@ public sealed class DecoderDataset
     {
         if (row >= rows.Rows)
         {
-            Issues.Report(DataIssueKind.EmbeddingRowOutOfRange, shard.Url, key, $"row {row} is beyond the {rows.Rows} rows of the {what} embedding file");
+            Issues.Report(DataIssueKind.EmbeddingRowOutOfRange, shard.Url, key,
+                $"row {row} is beyond the {rows.Rows} rows of the {what} embedding file");
             return null;
         }
         var values = rows.Row(row);

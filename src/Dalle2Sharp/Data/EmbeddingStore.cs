@@ -38,7 +38,8 @@ public sealed partial class EmbeddingStore
         _shards = [];
         foreach (var name in files)
         {
-            if (name.StartsWith(_prefix + "_", StringComparison.Ordinal) && long.TryParse(name[(_prefix.Length + 1)..], NumberStyles.None, CultureInfo.InvariantCulture, out var s))
+            if (name.StartsWith(_prefix + "_", StringComparison.Ordinal) &&
+                long.TryParse(name[(_prefix.Length + 1)..], NumberStyles.None, CultureInfo.InvariantCulture, out var s))
                 _shards.Add(s);
         }
     }

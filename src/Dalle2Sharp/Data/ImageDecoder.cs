@@ -44,7 +44,8 @@ public static class ImageDecoder
         long bytes;
         try { bytes = checked(width * height * channels); }
         catch (OverflowException) { throw new ImageTooLargeException($"image of {width}×{height} pixels overflows 64 bits"); }
-        if (bytes > Array.MaxLength) throw new ImageTooLargeException($"image of {width}×{height} pixels needs {bytes} bytes, more than one buffer holds");
+        if (bytes > Array.MaxLength)
+            throw new ImageTooLargeException($"image of {width}×{height} pixels needs {bytes} bytes, more than one buffer holds");
         return (int)bytes;
     }
 
@@ -73,7 +74,8 @@ public static class ImageDecoder
                 Dispose();
                 throw Width <= 0 || Height <= 0
                     ? new InvalidDataException($"image header gives a size of {Width}×{Height}")
-                    : new ImageTooLargeException($"image of {Width}×{Height} = {pixels:N0} pixels is over data.max_image_pixels ({maxPixels:N0}): skipped as a possible decompression bomb");
+                    : new ImageTooLargeException($"image of {Width}×{Height} = {pixels:N0} pixels is over data.max_image_pixels ({maxPixels:N0}): " +
+                                                 "skipped as a possible decompression bomb");
             }
         }
 
@@ -112,7 +114,8 @@ public static class ImageDecoder
     {
         var info = new SKImageInfo(width, height, SKColorType.Rgba8888, SKAlphaType.Unpremul);
         var rgba = new byte[BufferBytes(width, height, 4)];
-        if ((long)info.RowBytes * height != rgba.Length) throw new InvalidDataException($"image of {width}×{height}: unexpected row stride {info.RowBytes}");
+        if ((long)info.RowBytes * height != rgba.Length)
+            throw new InvalidDataException($"image of {width}×{height}: unexpected row stride {info.RowBytes}");
         SKCodecResult result;
         unsafe
         {
@@ -124,7 +127,8 @@ public static class ImageDecoder
     private static bool Swaps(SKEncodedOrigin origin) =>
         origin is SKEncodedOrigin.LeftTop or SKEncodedOrigin.RightTop or SKEncodedOrigin.RightBottom or SKEncodedOrigin.LeftBottom;
 
-    /// <summary>Keeps R, G, B of each pixel (<paramref name="channels"/> 3 or 4: alpha dropped) and applies the EXIF orientation (the eight cases of SKEncodedOrigin).</summary>
+    /// <summary>Keeps R, G, B of each pixel (<paramref name="channels"/> 3 or 4: alpha dropped) and applies the EXIF orientation
+    /// (the eight cases of SKEncodedOrigin).</summary>
     private static RgbImage Orient(int w, int h, byte[] pixels, int channels, SKEncodedOrigin origin)
     {
         bool upright = origin is SKEncodedOrigin.TopLeft or SKEncodedOrigin.Default;

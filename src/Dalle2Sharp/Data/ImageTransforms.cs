@@ -220,7 +220,8 @@ public sealed class ImageTransforms(PreprocessingConfig config, bool reducedDeco
     /// offsets; a centre-crop fallback. With a generator seeded as torch.manual_seed the crops are
     /// upstream's.
     /// </summary>
-    public static (int Top, int Left, int Height, int Width) RandomResizedCropParams(long height, long width, IReadOnlyList<double> scale, IReadOnlyList<double> ratio, Generator? generator)
+    public static (int Top, int Left, int Height, int Width) RandomResizedCropParams(long height, long width, IReadOnlyList<double> scale,
+        IReadOnlyList<double> ratio, Generator? generator)
     {
         double area = height * width;
         var logRatio = log(tensor(new[] { (float)ratio[0], (float)ratio[1] }));
@@ -246,7 +247,8 @@ public sealed class ImageTransforms(PreprocessingConfig config, bool reducedDeco
         return ((int)(height - fh) / 2, (int)(width - fw) / 2, fh, fw);
     }
 
-    private static (int H, int W) Size2(ScalarOrList<int> size) => size.IsList && size.List!.Count == 2 ? (size.List[0], size.List[1]) : (size.At(0), size.At(0));
+    private static (int H, int W) Size2(ScalarOrList<int> size) =>
+        size.IsList && size.List!.Count == 2 ? (size.List[0], size.List[1]) : (size.At(0), size.At(0));
 
     /// <summary>torchvision Resize: one number resizes the shorter side (aspect kept, max_size caps the longer).</summary>
     private static (int H, int W) ResizeTarget(long h, long w, ResizeConfig r)
@@ -263,8 +265,14 @@ public sealed class ImageTransforms(PreprocessingConfig config, bool reducedDeco
     private static Tensor TensorResize(Tensor x, ResizePlan plan)
     {
         if (x.shape[1] == plan.Height && x.shape[2] == plan.Width) return x;
-        var mode = plan.Filter switch { ResampleFilter.Bicubic => InterpolationMode.Bicubic, ResampleFilter.Nearest => InterpolationMode.Nearest, _ => InterpolationMode.Bilinear };
+        var mode = plan.Filter switch
+        {
+            ResampleFilter.Bicubic => InterpolationMode.Bicubic,
+            ResampleFilter.Nearest => InterpolationMode.Nearest,
+            _ => InterpolationMode.Bilinear
+        };
         return nn.functional.interpolate(x.unsqueeze(0), size: [plan.Height, plan.Width], mode: mode,
-            align_corners: mode == InterpolationMode.Nearest ? null : false, antialias: plan.Antialias && mode != InterpolationMode.Nearest).squeeze(0).clamp(0, 1);
+            align_corners: mode == InterpolationMode.Nearest ? null : false,
+            antialias: plan.Antialias && mode != InterpolationMode.Nearest).squeeze(0).clamp(0, 1);
     }
 }

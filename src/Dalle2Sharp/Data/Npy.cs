@@ -33,7 +33,8 @@ public static partial class Npy
             2 or 3 => reader.ReadUInt32(),
             _ => throw new InvalidDataException($".npy format version {major} is not supported (1–3 are)"),
         };
-        if (headerLength > MaxHeaderBytes) throw new InvalidDataException($".npy header claims {headerLength} bytes (at most {MaxHeaderBytes} are accepted)");
+        if (headerLength > MaxHeaderBytes)
+            throw new InvalidDataException($".npy header claims {headerLength} bytes (at most {MaxHeaderBytes} are accepted)");
         var headerBytes = reader.ReadBytes((int)headerLength);
         if (headerBytes.Length < headerLength) throw new InvalidDataException($".npy header is short: {headerBytes.Length} of {headerLength} bytes");
         var header = (major == 3 ? Encoding.UTF8 : Encoding.Latin1).GetString(headerBytes);
@@ -58,11 +59,15 @@ public static partial class Npy
             try { count = checked(count * dim); }
             catch (OverflowException) { throw new InvalidDataException($".npy shape ({string.Join(", ", shape)}) overflows 64 bits"); }
         }
-        if (count > Array.MaxLength) throw new InvalidDataException($".npy shape ({string.Join(", ", shape)}) has {count} elements, more than one array holds ({Array.MaxLength})");
+        if (count > Array.MaxLength)
+            throw new InvalidDataException($".npy shape ({string.Join(", ", shape)}) has {count} elements, " +
+                                           $"more than one array holds ({Array.MaxLength})");
         long bytes = count * itemSize;
-        if (bytes > Array.MaxLength) throw new InvalidDataException($".npy data of {bytes} bytes is larger than one read supports ({Array.MaxLength}); split the file");
+        if (bytes > Array.MaxLength)
+            throw new InvalidDataException($".npy data of {bytes} bytes is larger than one read supports ({Array.MaxLength}); split the file");
         if (stream.CanSeek && stream.Length - stream.Position < bytes)
-            throw new InvalidDataException($".npy data is short: the shape ({string.Join(", ", shape)}) needs {bytes} bytes, the file holds {stream.Length - stream.Position}");
+            throw new InvalidDataException($".npy data is short: the shape ({string.Join(", ", shape)}) needs {bytes} bytes, " +
+                                           $"the file holds {stream.Length - stream.Position}");
         var raw = stream.CanSeek ? new byte[bytes] : ReadUpTo(reader.BaseStream, bytes);
         if (stream.CanSeek) ReadExactly(reader, raw, bytes);
         var data = new float[count];
@@ -115,7 +120,8 @@ public static partial class Npy
         return shape;
     }
 
-    /// <summary>Reads exactly <paramref name="bytes"/> from a stream of unknown length in bounded chunks, so a lying header allocates at most what arrives.</summary>
+    /// <summary>Reads exactly <paramref name="bytes"/> from a stream of unknown length in bounded chunks,
+    /// so a lying header allocates at most what arrives.</summary>
     private static byte[] ReadUpTo(Stream stream, long bytes)
     {
         const int chunk = 64 << 20;

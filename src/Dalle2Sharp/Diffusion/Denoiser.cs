@@ -34,7 +34,8 @@ public sealed class Denoiser(NoiseScheduler scheduler, int channels, bool learne
     {
         if (!useDynamicThres) return x0.clamp(-1, 1);
         // dim 1, not -1: TorchSharp's quantile takes dim -1 for "no dimension" (one threshold for the whole batch).
-        var s = quantile(x0.reshape(x0.shape[0], -1).abs(), tensor(dynamicThresPercentile, dtype: x0.dtype, device: x0.device), dim: 1).clamp(min: 1.0);
+        var s = quantile(x0.reshape(x0.shape[0], -1).abs(), tensor(dynamicThresPercentile, dtype: x0.dtype, device: x0.device), dim: 1)
+            .clamp(min: 1.0);
         s = s.reshape(-1, 1, 1, 1);
         return x0.clamp(-s, s) / s;
     }

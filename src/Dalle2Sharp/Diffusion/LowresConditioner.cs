@@ -45,7 +45,8 @@ public sealed class LowresConditioner : nn.Module
         if (training && useBlur && rand(1, generator: generator, device: image.device).item<float>() < blurProb)
         {
             double sigma = blurSigma.Low == blurSigma.High ? blurSigma.Low
-                : blurSigma.Low + (blurSigma.High - blurSigma.Low) * rand(1, generator: generator, dtype: float64, device: image.device).item<double>();
+                : blurSigma.Low + (blurSigma.High - blurSigma.Low)
+                    * rand(1, generator: generator, dtype: float64, device: image.device).item<double>();
             int kernel = blurKernelSize.Low == blurKernelSize.High ? blurKernelSize.Low
                 : (int)randint(blurKernelSize.Low, blurKernelSize.High + 1, [1], generator: generator, device: image.device).item<long>();
             image = GaussianBlur(image, kernel, sigma);

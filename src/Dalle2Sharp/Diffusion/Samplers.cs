@@ -24,7 +24,8 @@ public delegate Tensor NoiseSource(long[] shape);
 /// </summary>
 public static class Samplers
 {
-    public static Tensor Run(SamplerSpec spec, Denoiser d, GuidedModel model, long[] shape, bool clipDenoised, bool selfCond, Device device, Generator? generator) =>
+    public static Tensor Run(SamplerSpec spec, Denoiser d, GuidedModel model, long[] shape, bool clipDenoised, bool selfCond, Device device,
+        Generator? generator) =>
         spec.Kind switch
         {
             "ddpm" => Ddpm(d, model, shape, clipDenoised, selfCond, device, generator),
@@ -100,7 +101,8 @@ public static class Samplers
     /// grid from T−1 to 0, second order except for the first and the last step. Deterministic after
     /// the initial noise.
     /// </summary>
-    public static Tensor DpmSolverPlusPlus2M(Denoiser d, GuidedModel model, long[] shape, int steps, bool clipDenoised, bool selfCond, Device device, Generator? generator)
+    public static Tensor DpmSolverPlusPlus2M(Denoiser d, GuidedModel model, long[] shape, int steps, bool clipDenoised, bool selfCond,
+        Device device, Generator? generator)
     {
         var grid = DpmSolverGrid(d.Scheduler.NumTimesteps, steps);
         steps = grid.Length - 1;

@@ -68,7 +68,8 @@ public sealed class DecoderEvaluator : IDisposable
             if (source[key] is Tensor given)
             {
                 if (!given.shape.SequenceEqual(target.shape))
-                    throw new UserInputException($"{file}: {key} is [{string.Join(", ", given.shape)}], expected [{string.Join(", ", target.shape)}]");
+                    throw new UserInputException(
+                        $"{file}: {key} is [{string.Join(", ", given.shape)}], expected [{string.Join(", ", target.shape)}]");
                 target.copy_(given.to(target.dtype));
             }
             else if (!key.EndsWith("num_batches_tracked")) throw new UserInputException($"{file} has no {key}: not the FID Inception weights");
@@ -104,7 +105,8 @@ public sealed class DecoderEvaluator : IDisposable
                 int take = (int)Math.Min(batch.Count, _config.NEvaluationSamples - count);
                 var embeds = batch.ImageEmbeddings?[..take].to(_device);
                 var real = batch.Images[..take].to(_device);
-                var generated = trainer.SampleTrained(embeds, batch.TextEncodings?[..take].to(_device), real, new SampleOptions { CondScale = condScale, Generator = generator });
+                var generated = trainer.SampleTrained(embeds, batch.TextEncodings?[..take].to(_device), real,
+                    new SampleOptions { CondScale = condScale, Generator = generator });
                 // As upstream's generate_samples: real images resized to the generated size, clamped to [0, 1].
                 real = ResizeToGenerated(real, generated);
                 using var _ = no_grad();
@@ -142,7 +144,8 @@ public sealed class DecoderEvaluator : IDisposable
             if (_config.KID is { } kid)
             {
                 if (count < kid.SubsetSize)
-                    errors.Add($"KID: subset_size {kid.SubsetSize} is larger than the {count} images evaluated; skipped (lower evaluate.KID.subset_size)");
+                    errors.Add($"KID: subset_size {kid.SubsetSize} is larger than the {count} images evaluated; " +
+                               "skipped (lower evaluate.KID.subset_size)");
                 else
                     Try("KID", () =>
                     {

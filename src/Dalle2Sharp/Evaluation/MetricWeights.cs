@@ -49,9 +49,12 @@ public sealed class MetricWeights
         if (config.LPIPS is { } lpips)
         {
             files.Add((LpipsBackbone(lpips.NetType), Backbones[lpips.NetType].Url));
-            files.Add((LpipsHeads(lpips.NetType), $"https://github.com/richzhang/PerceptualSimilarity/raw/master/lpips/weights/v0.1/{lpips.NetType}.pth"));
+            files.Add((LpipsHeads(lpips.NetType),
+                $"https://github.com/richzhang/PerceptualSimilarity/raw/master/lpips/weights/v0.1/{lpips.NetType}.pth"));
         }
-        return _mirror is null ? files : files.Select(f => (f.Item1, $"{_mirror}/{Path.GetRelativePath(Folder, f.Item1).Replace('\\', '/')}")).ToList();
+        return _mirror is null
+            ? files
+            : files.Select(f => (f.Item1, $"{_mirror}/{Path.GetRelativePath(Folder, f.Item1).Replace('\\', '/')}")).ToList();
     }
 
     /// <summary>
@@ -94,6 +97,8 @@ public sealed class MetricWeights
         }
         if (missing.Count > 0)
             throw new UserInputException("evaluation needs weight files that are missing and could not be downloaded: " + string.Join("; ", missing) +
-                                         ". Put them there, set evaluate.weights_dir or DALLE2_WEIGHTS_DIR (or DALLE2_WEIGHTS_MIRROR to download from a mirror), or remove the metrics from the evaluate section.");
+                                         ". Put them there, set evaluate.weights_dir or DALLE2_WEIGHTS_DIR " +
+                                         "(or DALLE2_WEIGHTS_MIRROR to download from a mirror), " +
+                                         "or remove the metrics from the evaluate section.");
     }
 }

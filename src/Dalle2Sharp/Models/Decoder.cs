@@ -50,12 +50,16 @@ public sealed class Decoder : nn.Module
         ImageSizes = c.ImageSizes?.ToArray() ?? [c.ImageSize!.Value];
 
         // A single learned_variance applies to the first unet only (upstream pads with false).
-        LearnedVariance = c.LearnedVariance.IsList ? c.LearnedVariance.List! : Enumerable.Range(0, n).Select(i => i == 0 && c.LearnedVariance.Scalar).ToArray();
+        LearnedVariance = c.LearnedVariance.IsList
+            ? c.LearnedVariance.List!
+            : Enumerable.Range(0, n).Select(i => i == 0 && c.LearnedVariance.Scalar).ToArray();
         var schedules = c.BetaSchedulePerUnet(n);
         var useNoise = n > 1 ? c.UseNoiseForLowresCond.Expand(n - 1) : [];
         var useBlur = n > 1 ? c.UseBlurForLowresCond.Expand(n - 1) : [];
         var sigma = c.BlurSigma.IsList ? (c.BlurSigma.List![0], c.BlurSigma.List[1]) : (c.BlurSigma.Scalar, c.BlurSigma.Scalar);
-        var kernel = c.BlurKernelSize.IsList ? (c.BlurKernelSize.List![0], c.BlurKernelSize.List[1]) : (c.BlurKernelSize.Scalar, c.BlurKernelSize.Scalar);
+        var kernel = c.BlurKernelSize.IsList
+            ? (c.BlurKernelSize.List![0], c.BlurKernelSize.List[1])
+            : (c.BlurKernelSize.Scalar, c.BlurKernelSize.Scalar);
 
         var denoisers = new List<Denoiser>();
         defaultSamplers = new SamplerSpec[n];
@@ -75,7 +79,8 @@ public sealed class Decoder : nn.Module
             denoisers.Add(new Denoiser(scheduler, c.Channels, LearnedVariance[i], c.PredictXStart.At(i),
                 c.PredictV.At(i), c.LearnedVarianceConstrainFrac, c.UseDynamicThres, c.DynamicThresPercentile));
 
-            lowres_conds.Add(i == 0 ? nn.Identity() : new LowresConditioner(c.LowresDownsampleFirst, useBlur[i - 1], useNoise[i - 1], c.BlurProb, sigma, kernel, c.AutoNormalizeImg));
+            lowres_conds.Add(i == 0 ? nn.Identity() : new LowresConditioner(c.LowresDownsampleFirst, useBlur[i - 1], useNoise[i - 1],
+                c.BlurProb, sigma, kernel, c.AutoNormalizeImg));
 
             int? steps = c.SampleTimesteps?.At(i);
             string kind = c.Sampler.At(i);
@@ -95,12 +100,15 @@ public sealed class Decoder : nn.Module
         if (i < 0 || i >= NumUnets) throw new ArgumentOutOfRangeException(nameof(unetNumber), $"unet_number must be 1..{NumUnets}");
         if (image.shape[1] != Config.Channels) throw new ArgumentException($"images have {image.shape[1]} channels, the decoder {Config.Channels}");
         int size = ImageSizes[i];
-        if (image.shape[2] < size || image.shape[3] < size) throw new ArgumentException($"images are {image.shape[2]}×{image.shape[3]}, unet {unetNumber} needs at least {size}");
+        if (image.shape[2] < size || image.shape[3] < size)
+            throw new ArgumentException($"images are {image.shape[2]}×{image.shape[3]}, unet {unetNumber} needs at least {size}");
 
         var times = noise_schedulers[i].SampleRandomTimes(image.shape[0], generator, image.device);
         if (!Config.Unconditional && imageEmbed is null) throw new ArgumentException("image embeddings are required (this decoder has no CLIP)");
         if (TextConditioned != (textEncodings is not null) && !Config.Unconditional)
-            throw new ArgumentException(TextConditioned ? "this decoder is text-conditioned: text encodings are required" : "this decoder is not text-conditioned: drop the text encodings");
+            throw new ArgumentException(TextConditioned
+                ? "this decoder is text-conditioned: text encodings are required"
+                : "this decoder is not text-conditioned: drop the text encodings");
 
         Tensor? lowres = null, lowresNoise = null;
         if (lowres_conds[i] is LowresConditioner conditioner)
@@ -161,8 +169,10 @@ public sealed class Decoder : nn.Module
         // Upstream reads the output as ε here whatever the parameterisation (spec §3.5), and does not clip x0.
         var (modelMean, _, modelLogVariance, _) = d.PMeanVariance(xNoisy, times, output, clipDenoised: false, predictXStart: false, predictV: false);
         var detachedMean = modelMean.detach();
-        var kl = VariationalBound.MeanFlat(VariationalBound.NormalKl(trueMean, trueLogVariance, detachedMean, modelLogVariance)) * VariationalBound.Nat;
-        var nll = -VariationalBound.MeanFlat(VariationalBound.DiscretizedGaussianLogLikelihood(xStart, detachedMean, 0.5 * modelLogVariance)) * VariationalBound.Nat;
+        var kl = VariationalBound.MeanFlat(VariationalBound.NormalKl(trueMean, trueLogVariance, detachedMean, modelLogVariance))
+            * VariationalBound.Nat;
+        var nll = -VariationalBound.MeanFlat(VariationalBound.DiscretizedGaussianLogLikelihood(xStart, detachedMean, 0.5 * modelLogVariance))
+            * VariationalBound.Nat;
         var vb = where(times == 0, nll, kl).mean() * Config.VbLossWeight;
         return loss + vb;
     }
@@ -200,16 +210,20 @@ public sealed class Decoder : nn.Module
                 if (lowres_conds[i] is LowresConditioner conditioner)
                 {
                     long? level = conditioner.UseNoise ? (long)(Config.LowresNoiseSampleLevel * 1000) : null;
-                    (lowres, lowresNoise) = conditioner.forward(img!, size, ImageSizes[i - 1], training: false, fixedNoiseLevel: level, generator: options.Generator);
+                    (lowres, lowresNoise) = conditioner.forward(img!, size, ImageSizes[i - 1], training: false, fixedNoiseLevel: level,
+                        generator: options.Generator);
                     lowres = Normalize(lowres);
                 }
                 double condScale = options.CondScale is { } scales ? scales[Math.Min(i, scales.Count - 1)] : 1.0;
                 if (condScale != 1.0 && Config.ImageCondDropProb <= 0 && Config.TextCondDropProb <= 0)
-                    throw new ArgumentException("cond_scale ≠ 1 needs a decoder trained with condition dropout (image_cond_drop_prob or text_cond_drop_prob > 0)");
+                    throw new ArgumentException(
+                        "cond_scale ≠ 1 needs a decoder trained with condition dropout (image_cond_drop_prob or text_cond_drop_prob > 0)");
                 var baseCond = new UnetConditioning(imageEmbed, textEncodings, lowres, lowresNoise);
-                GuidedModel model = (x, t, selfCond) => unet.ForwardWithCondScale(x, t, baseCond with { SelfCond = selfCond }, condScale, options.Generator);
+                GuidedModel model = (x, t, selfCond) =>
+                    unet.ForwardWithCondScale(x, t, baseCond with { SelfCond = selfCond }, condScale, options.Generator);
                 var spec = options.Samplers is { } samplers ? samplers[Math.Min(i, samplers.Count - 1)] : defaultSamplers[i];
-                var sampled = Samplers.Run(spec, d, model, [b, Config.Channels, size, size], clipDenoised: true, unet.SelfCond, device, options.Generator);
+                var sampled = Samplers.Run(spec, d, model, [b, Config.Channels, size, size], clipDenoised: true, unet.SelfCond, device,
+                    options.Generator);
                 img?.Dispose();
                 img = Unnormalize(sampled).clamp(0, 1);
                 sampled.Dispose();

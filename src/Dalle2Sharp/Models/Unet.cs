@@ -93,7 +93,8 @@ public sealed class Unet : nn.Module
             text_to_cond = nn.Linear(c.TextEmbedDim.Value, condDim);
         }
         if (c.LowresNoiseCond)
-            to_lowres_noise_cond = nn.Sequential(new SinusoidalPosEmb(dim), nn.Linear(dim, timeCondDim), nn.GELU(), nn.Linear(timeCondDim, timeCondDim));
+            to_lowres_noise_cond = nn.Sequential(new SinusoidalPosEmb(dim), nn.Linear(dim, timeCondDim), nn.GELU(),
+                nn.Linear(timeCondDim, timeCondDim));
 
         null_image_embed = nn.Parameter(randn(1, c.NumImageTokens, condDim));
         null_image_hiddens = nn.Parameter(randn(1, timeCondDim));
@@ -106,7 +107,8 @@ public sealed class Unet : nn.Module
         dims.AddRange(c.DimMults.Select(m => dim * m));
         bool ws = c.ResnetWeightStandardization;
 
-        if (c.MemoryEfficient) init_resnet_block = new ResnetBlock(initDim, initDim, timeCondDim: timeCondDim, groups: groups[0], weightStandardization: ws);
+        if (c.MemoryEfficient)
+            init_resnet_block = new ResnetBlock(initDim, initDim, timeCondDim: timeCondDim, groups: groups[0], weightStandardization: ws);
 
         nn.Module<Tensor, Tensor> DownsampleLayer(long i, long o) =>
             c.CrossEmbedDownsample ? new CrossEmbedLayer(i, c.CrossEmbedDownsampleKernelSizes, o, stride: 2) : Downsample.Create(i, o);
@@ -129,7 +131,8 @@ public sealed class Unet : nn.Module
                 c.MemoryEfficient ? DownsampleLayer(dimIn, dimOut) : nn.Identity(),
                 new ResnetBlock(current, current, timeCondDim: timeCondDim, groups: groups[i], weightStandardization: ws),
                 new ModuleList<ResnetBlock>(Enumerable.Range(0, blocks[i]).Select(_ =>
-                    new ResnetBlock(current, current, layerCondDim > 0 ? layerCondDim : null, timeCondDim, groups[i], ws, c.CosineSimCrossAttn)).ToArray()),
+                    new ResnetBlock(current, current, layerCondDim > 0 ? layerCondDim : null, timeCondDim, groups[i], ws,
+                        c.CosineSimCrossAttn)).ToArray()),
                 AttentionLayer(i, current),
                 !isLast && !c.MemoryEfficient ? DownsampleLayer(current, dimOut) : nn.Conv2d(current, dimOut, 1));
             downs.Add(stage);
@@ -156,8 +159,10 @@ public sealed class Unet : nn.Module
         }
 
         // Unet-squared's combiner: every up stage's output, resized to full size and projected to dim channels.
-        upsample_combiner = new UpsampleCombiner(c.CombineUpsampleFmaps ? Enumerable.Range(0, stages).Select(j => dims[stages - j]).ToArray() : [], dim);
-        final_resnet_block = new ResnetBlock(dim + upsample_combiner.ExtraChannels + dim, dim, timeCondDim: timeCondDim, groups: groups[0], weightStandardization: ws);
+        upsample_combiner = new UpsampleCombiner(
+            c.CombineUpsampleFmaps ? Enumerable.Range(0, stages).Select(j => dims[stages - j]).ToArray() : [], dim);
+        final_resnet_block = new ResnetBlock(dim + upsample_combiner.ExtraChannels + dim, dim, timeCondDim: timeCondDim, groups: groups[0],
+            weightStandardization: ws);
         long outDimIn = dim + (c.LowresCond ? c.Channels : 0);
         to_out = nn.Conv2d(outDimIn, ChannelsOut, c.FinalConvKernelSize, padding: c.FinalConvKernelSize / 2);
         using (no_grad())
@@ -172,11 +177,13 @@ public sealed class Unet : nn.Module
     /// One denoising prediction. Condition dropout (classifier-free guidance) draws its masks from
     /// <paramref name="generator"/> in upstream's order: image keep-mask, then text keep-mask.
     /// </summary>
-    public Tensor forward(Tensor x, Tensor time, UnetConditioning cond, double imageCondDropProb = 0, double textCondDropProb = 0, Generator? generator = null)
+    public Tensor forward(Tensor x, Tensor time, UnetConditioning cond, double imageCondDropProb = 0, double textCondDropProb = 0,
+        Generator? generator = null)
     {
         long b = x.shape[0];
         var device = x.device;
-        if (LowresCond && cond.LowresCondImg is null) throw new ArgumentException("this unet is conditioned on a low-resolution image; none was given");
+        if (LowresCond && cond.LowresCondImg is null)
+            throw new ArgumentException("this unet is conditioned on a low-resolution image; none was given");
 
         if (SelfCond) x = cat([x, cond.SelfCond ?? zeros_like(x)], 1);
         if (cond.LowresCondImg is not null) x = cat([x, cond.LowresCondImg], 1);

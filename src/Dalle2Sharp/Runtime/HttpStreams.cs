@@ -35,7 +35,8 @@ public static class HttpStreams
     private static readonly ConcurrentDictionary<TimeSpan, HttpClient> Clients = new();
 
     private static HttpClient Client(TimeSpan connect) => Clients.GetOrAdd(connect, c =>
-        new HttpClient(new SocketsHttpHandler { ConnectTimeout = c, PooledConnectionLifetime = TimeSpan.FromMinutes(10) }) { Timeout = Timeout.InfiniteTimeSpan });
+        new HttpClient(new SocketsHttpHandler { ConnectTimeout = c, PooledConnectionLifetime = TimeSpan.FromMinutes(10) })
+            { Timeout = Timeout.InfiniteTimeSpan });
 
     /// <summary>Opens <paramref name="url"/> for reading; the stream's Length is the announced size when the server gave one.</summary>
     public static Stream Open(string url, IoTimeouts? timeouts = null, IReadOnlyDictionary<string, string>? headers = null)
@@ -56,12 +57,14 @@ public static class HttpStreams
             string failure;
             try
             {
-                var response = Client(timeouts.Connect).SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancel.Token).GetAwaiter().GetResult();
+                var response = Client(timeouts.Connect).SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancel.Token)
+                    .GetAwaiter().GetResult();
                 int code = (int)response.StatusCode;
                 if (response.IsSuccessStatusCode && (offset == 0 || code == 206)) return response;
                 response.Dispose();
                 if (offset > 0 && code < 300)
-                    throw new NetworkException($"reading {SafeUrl.Redact(url)} stopped at byte {offset} and the server cannot resume it (no Range support)");
+                    throw new NetworkException($"reading {SafeUrl.Redact(url)} stopped at byte {offset} " +
+                                               "and the server cannot resume it (no Range support)");
                 // A client error (404, 403, …) will not get better.
                 failure = $"HTTP {code} {response.ReasonPhrase}";
                 if (code < 500) throw new IOException($"{failure} for {SafeUrl.Redact(url)}");
@@ -162,15 +165,18 @@ public static class HttpStreams
                 if (decile > lastDecile)
                 {
                     lastDecile = decile;
-                    progress?.Invoke($"downloaded {written / 1048576.0:F1} MB{(expected is > 0 ? $" of {expected.Value / 1048576.0:F1} MB" : "")} of {Path.GetFileName(target)}");
+                    progress?.Invoke($"downloaded {written / 1048576.0:F1} MB{(expected is > 0 ? $" of {expected.Value / 1048576.0:F1} MB" : "")} " +
+                                     $"of {Path.GetFileName(target)}");
                 }
             }
-            if (expected is { } size && written != size) throw new IOException($"{SafeUrl.Redact(url)}: got {written} bytes, the server announced {size}");
+            if (expected is { } size && written != size)
+                throw new IOException($"{SafeUrl.Redact(url)}: got {written} bytes, the server announced {size}");
             if (sha256Prefix is not null)
             {
                 string hash = Convert.ToHexStringLower(sha.GetHashAndReset());
                 if (!hash.StartsWith(sha256Prefix, StringComparison.Ordinal))
-                    throw new InvalidDataException($"{SafeUrl.Redact(url)}: sha256 {hash} does not start with {sha256Prefix} (as its name says): damaged or not the published file; not kept");
+                    throw new InvalidDataException($"{SafeUrl.Redact(url)}: sha256 {hash} does not start with {sha256Prefix} (as its name says): " +
+                                                   "damaged or not the published file; not kept");
             }
         });
     }

@@ -30,7 +30,8 @@ public static class PythonFormat
             string spec = colon < 0 ? "" : field[(colon + 1)..];
             if (name.Contains('!')) throw new FormatException($"\"{template}\": conversions (!r, !s) are not supported");
             if (!args.TryGetValue(name, out var value))
-                throw new FormatException($"\"{template}\": unknown field {{{name}}} (available: {string.Join(", ", args.Keys.Select(k => "{" + k + "}"))})");
+                throw new FormatException(
+                    $"\"{template}\": unknown field {{{name}}} (available: {string.Join(", ", args.Keys.Select(k => "{" + k + "}"))})");
             output.Append(FormatValue(value, spec, template));
             i = close;
         }
@@ -67,7 +68,8 @@ public static class PythonFormat
 
         bool numeric = value is int or long or double or float;
         // Python formats an int with a float presentation type as the float.
-        if (value is int or long && type is 'e' or 'E' or 'f' or 'F' or 'g' or 'G' or '%') value = Convert.ToDouble(value, CultureInfo.InvariantCulture);
+        if (value is int or long && type is 'e' or 'E' or 'f' or 'F' or 'g' or 'G' or '%')
+            value = Convert.ToDouble(value, CultureInfo.InvariantCulture);
         string body;
         bool negative = false;
         if (!numeric)
@@ -86,14 +88,16 @@ public static class PythonFormat
             string groupFormat = grouping is null ? "" : "#,0";
             body = type switch
             {
-                'd' when integral => Math.Abs(Convert.ToInt64(value, CultureInfo.InvariantCulture)).ToString(grouping is null ? "D" : "#,0", CultureInfo.InvariantCulture),
+                'd' when integral => Math.Abs(Convert.ToInt64(value, CultureInfo.InvariantCulture))
+                    .ToString(grouping is null ? "D" : "#,0", CultureInfo.InvariantCulture),
                 'd' => throw new FormatException($"\"{template}\": format code 'd' for a float value"),
                 'f' or 'F' => magnitude.ToString((grouping is null ? "F" : "N") + (precision ?? 6), CultureInfo.InvariantCulture),
                 '%' => (magnitude * 100).ToString("F" + (precision ?? 6), CultureInfo.InvariantCulture) + "%",
                 'e' or 'E' => PythonExponent(magnitude, precision ?? 6, type),
                 'g' or 'G' => PythonGeneral(magnitude, precision ?? 6, type == 'G', keepPoint: false),
                 '\0' when !integral => precision is { } digits ? PythonGeneral(magnitude, digits, false, keepPoint: true) : PythonRepr(magnitude),
-                '\0' => Math.Abs(Convert.ToInt64(value, CultureInfo.InvariantCulture)).ToString(groupFormat.Length > 0 ? groupFormat : "D", CultureInfo.InvariantCulture),
+                '\0' => Math.Abs(Convert.ToInt64(value, CultureInfo.InvariantCulture))
+                    .ToString(groupFormat.Length > 0 ? groupFormat : "D", CultureInfo.InvariantCulture),
                 _ => throw new FormatException($"\"{template}\": format code '{type}' is not supported"),
             };
             if (grouping == '_') body = body.Replace(',', '_');

@@ -45,7 +45,8 @@ public static class TorchFiles
             var machine = new PickleMachine(stream);
             if (machine.Load() is not BigInteger magic || magic != Magic) throw new InvalidDataException("not a PyTorch file (magic number)");
             if (machine.Load() is not long protocol || protocol != 1001) throw new InvalidDataException("unknown legacy protocol version");
-            if (machine.Load() is IDictionary info && info["little_endian"] is false) throw new InvalidDataException("big-endian files are not supported");
+            if (machine.Load() is IDictionary info && info["little_endian"] is false)
+                throw new InvalidDataException("big-endian files are not supported");
             var root = machine.Load();
             var keys = (List<object?>)machine.Load()!;
             Span<byte> count = stackalloc byte[8];
@@ -57,7 +58,8 @@ public static class TorchFiles
                 // A size read from the file: checked against what the file holds before allocating.
                 long remaining = stream.CanSeek ? stream.Length - stream.Position : long.MaxValue;
                 if (elements < 0 || elements > Array.MaxLength / storage.ElementSize || elements * storage.ElementSize > remaining)
-                    throw new InvalidDataException($"storage {key} claims {elements} elements of {storage.ElementSize} bytes; the file holds {remaining} more bytes");
+                    throw new InvalidDataException($"storage {key} claims {elements} elements of {storage.ElementSize} bytes; " +
+                                                   $"the file holds {remaining} more bytes");
                 storage.Bytes = new byte[elements * storage.ElementSize];
                 stream.ReadExactly(storage.Bytes);
             }

@@ -31,16 +31,20 @@ public sealed class RunTracker : IDisposable
     /// </summary>
     public static RunTracker Start(TrackerConfig config, bool resuming, Action<string>? print = null)
     {
-        if (config.Log.LogType != "console") throw new UserInputException($"tracker.log.log_type \"{config.Log.LogType}\" is not available yet (console is)");
-        if (config.Load?.LoadFrom is "wandb") throw new UserInputException("tracker.load.load_from \"wandb\" is not available yet (local and url are)");
+        if (config.Log.LogType != "console")
+            throw new UserInputException($"tracker.log.log_type \"{config.Log.LogType}\" is not available yet (console is)");
+        if (config.Load?.LoadFrom is "wandb")
+            throw new UserInputException("tracker.load.load_from \"wandb\" is not available yet (local and url are)");
         foreach (var (saver, i) in config.Save.Select((s, i) => (s, i)))
-            if (saver.SaveTo != "local") throw new UserInputException($"tracker.save[{i}].save_to \"{saver.SaveTo}\" is not available yet (local is)");
+            if (saver.SaveTo != "local")
+                throw new UserInputException($"tracker.save[{i}].save_to \"{saver.SaveTo}\" is not available yet (local is)");
 
         // As upstream's Tracker: without overwrite_data_path an existing folder is an error; with it the
         // folder is reused as it is. Nothing is ever deleted: files of ours are replaced as they are written.
         string full = Path.GetFullPath(config.DataPath);
         if (Directory.Exists(full) && !config.OverwriteDataPath && !resuming && Directory.EnumerateFileSystemEntries(full).Any())
-            throw new UserInputException($"tracker.data_path {full} already exists: set overwrite_data_path to reuse it, resume, or choose another folder");
+            throw new UserInputException($"tracker.data_path {full} already exists: " +
+                                         "set overwrite_data_path to reuse it, resume, or choose another folder");
         Directory.CreateDirectory(full);
         return new RunTracker(full, print ?? Console.WriteLine);
     }

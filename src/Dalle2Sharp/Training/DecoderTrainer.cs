@@ -73,7 +73,8 @@ public sealed class DecoderTrainer : IDisposable
     public StepResult Step(Tensor images, Tensor? imageEmbeds, Tensor? textEncodings, int unetNumber, Generator? generator = null)
     {
         int i = unetNumber - 1;
-        var optimizer = _optimizers[i] ?? throw new InvalidOperationException($"unet {unetNumber} is masked out of training (train.unet_training_mask)");
+        var optimizer = _optimizers[i]
+            ?? throw new InvalidOperationException($"unet {unetNumber} is masked out of training (train.unet_training_mask)");
         using var scope = NewDisposeScope();
         Decoder.train();
         optimizer.zero_grad();
@@ -126,7 +127,8 @@ public sealed class DecoderTrainer : IDisposable
     public Tensor SampleTrained(Tensor? imageEmbeds, Tensor? textEncodings, Tensor realImages, SampleOptions options)
     {
         var (first, last) = TrainedRange;
-        return Sample(imageEmbeds, textEncodings, options with { StartAtUnet = first, StopAtUnet = last, StartImage = first > 1 ? realImages : null });
+        return Sample(imageEmbeds, textEncodings,
+            options with { StartAtUnet = first, StopAtUnet = last, StartImage = first > 1 ? realImages : null });
     }
 
     /// <summary>Samples through the cascade with the EMA weights when use_ema (as upstream's trainer.sample).</summary>

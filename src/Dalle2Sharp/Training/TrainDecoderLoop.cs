@@ -61,18 +61,21 @@ public sealed class TrainDecoderLoop
 
         var splits = ShardSpec.Split(c.Data, c.Seed);
         var issues = new DataIssues(w => _print($"warning: {w}"));
-        var dataset = new DecoderDataset(c.Data, issues, requireImageEmbedding: !c.Decoder.Unconditional, imageEmbedDim: c.Decoder.Unets[0].ImageEmbedDim);
+        var dataset = new DecoderDataset(c.Data, issues, requireImageEmbedding: !c.Decoder.Unconditional,
+            imageEmbedDim: c.Decoder.Unets[0].ImageEmbedDim);
 
         using var decoder = new Decoder(c.Decoder);
         decoder.to(device);
         using var trainer = new DecoderTrainer(decoder, c.Train);
         using var evaluator = new Evaluation.DecoderEvaluator(c.Evaluate, weights, device);
         var unetNumbers = Enumerable.Range(1, decoder.NumUnets).Where(u => trainer.Trained[u - 1]).ToArray();
-        _print($"decoder: {decoder.NumUnets} unet(s), {decoder.parameters().Sum(p => p.numel()):N0} parameters; training unet(s) {string.Join(", ", unetNumbers)} on {device}; " +
+        _print($"decoder: {decoder.NumUnets} unet(s), {decoder.parameters().Sum(p => p.numel()):N0} parameters; " +
+               $"training unet(s) {string.Join(", ", unetNumbers)} on {device}; " +
                $"shards train {splits.Train.Count} / val {splits.Val.Count} / test {splits.Test.Count}");
         _print($"oneDNN CPU kernels: {NativeSetup.OneDnnIsa}");
         _print($"JPEG decode: {Data.ImageDecoder.JpegBackend}" +
-               (Data.ImageTransforms.ReducesDecode(c.Data.Preprocessing, c.Data.ReducedDecode) ? ", at reduced size (DCT-scaled) before the first resize" : ""));
+               (Data.ImageTransforms.ReducesDecode(c.Data.Preprocessing, c.Data.ReducedDecode)
+                   ? ", at reduced size (DCT-scaled) before the first resize" : ""));
 
         int startEpoch = 0;
         long samplesSeen = 0, resumeSample = 0;
@@ -138,7 +141,8 @@ public sealed class TrainDecoderLoop
                         lastLoss[unet] = result.Loss;
                         recentLosses[step % LogEveryBatches, unet - 1] = result.Skipped ? 0 : result.Loss;
                         if (trainer.ConsecutiveNonFinite >= MaxConsecutiveNonFinite)
-                            throw new InvalidOperationException($"{trainer.ConsecutiveNonFinite} non-finite losses in a row (unet {unet}, step {trainer.Steps[unet - 1]}): " +
+                            throw new InvalidOperationException($"{trainer.ConsecutiveNonFinite} non-finite losses in a row " +
+                                                                $"(unet {unet}, step {trainer.Steps[unet - 1]}): " +
                                                                 "stopping; the last good checkpoint is kept. Lower train.lr or check the data.");
                     }
                     epochSamples += batch.Count;
@@ -169,7 +173,8 @@ public sealed class TrainDecoderLoop
                     {
                         nextSaveAt = samplesSeen + c.Train.SaveEveryNSamples;
                         Save(tracker, trainer, generator, epoch, epochSamples, "train", validationHistory, samplesSeen, isBest: false);
-                        Guarded(tracker, epoch, "sample grids", () => SampleGrids(tracker, trainer, dataset, splits, epoch, condScale, device, tag: $"_samples{samplesSeen}"));
+                        Guarded(tracker, epoch, "sample grids",
+                            () => SampleGrids(tracker, trainer, dataset, splits, epoch, condScale, device, tag: $"_samples{samplesSeen}"));
                     }
                     step++;
                 }
@@ -192,7 +197,8 @@ public sealed class TrainDecoderLoop
                 {
                     if (cancel.IsCancellationRequested) break;
                     foreach (var unet in unetNumbers)
-                        sums[unet] += trainer.Loss(batch.Images.to(device), batch.ImageEmbeddings?.to(device), batch.TextEncodings?.to(device), unet, valGenerator);
+                        sums[unet] += trainer.Loss(batch.Images.to(device), batch.ImageEmbeddings?.to(device), batch.TextEncodings?.to(device),
+                            unet, valGenerator);
                     valSamples += batch.Count;
                     valBatches++;
                     _progress.Advance(batch.Count, "");
@@ -212,12 +218,14 @@ public sealed class TrainDecoderLoop
             // ---- checkpoint: written before sampling and evaluation, so that a failure there never loses the epoch.
             // Validation cut short by a signal neither counts as the epoch's loss nor picks the best.
             bool validated = !cancel.IsCancellationRequested && double.IsFinite(meanValidation);
-            bool isBest = validated && (validationHistory.Count == 0 || meanValidation < validationHistory.Where(double.IsFinite).DefaultIfEmpty(double.MaxValue).Min());
+            bool isBest = validated && (validationHistory.Count == 0 ||
+                meanValidation < validationHistory.Where(double.IsFinite).DefaultIfEmpty(double.MaxValue).Min());
             if (validated) validationHistory.Add(meanValidation);
             Save(tracker, trainer, generator, epoch, epochSamples, "train", validationHistory, samplesSeen, isBest, epochEnd: true);
             if (cancel.IsCancellationRequested)
             {
-                _print($"interrupted: saved {Path.Combine(tracker.DataPath, "checkpoint.pth")} at the end of epoch {epoch}; the same command with tracker.log.auto_resume goes on from there");
+                _print($"interrupted: saved {Path.Combine(tracker.DataPath, "checkpoint.pth")} at the end of epoch {epoch}; " +
+                       "the same command with tracker.log.auto_resume goes on from there");
                 return false;
             }
 
@@ -229,7 +237,8 @@ public sealed class TrainDecoderLoop
             {
                 var evalLoader = new DecoderDataLoader(splits.Val, dataset, new LoaderOptions
                 {
-                    BatchSize = c.Data.BatchSize, NumWorkers = c.Data.NumWorkers, MaxSamples = c.Evaluate.NEvaluationSamples, Seed = c.Seed, Epoch = epoch,
+                    BatchSize = c.Data.BatchSize, NumWorkers = c.Data.NumWorkers, MaxSamples = c.Evaluate.NEvaluationSamples,
+                    Seed = c.Seed, Epoch = epoch,
                 });
                 Guarded(tracker, epoch, "evaluation", () =>
                 {
@@ -243,12 +252,14 @@ public sealed class TrainDecoderLoop
             }
             if (cancel.IsCancellationRequested)
             {
-                _print($"interrupted after epoch {epoch}'s checkpoint ({Path.Combine(tracker.DataPath, "checkpoint.pth")}); the same command with tracker.log.auto_resume goes on");
+                _print($"interrupted after epoch {epoch}'s checkpoint ({Path.Combine(tracker.DataPath, "checkpoint.pth")}); " +
+                       "the same command with tracker.log.auto_resume goes on");
                 return false;
             }
             var counts = issues.Snapshot().Where(kv => kv.Value > 0).ToDictionary(kv => $"data {kv.Key}", kv => (object?)kv.Value);
             if (counts.Count > 0) tracker.Log(counts);
-            _print($"epoch {epoch} done in {clock.Elapsed.TotalSeconds:F0} s: {epochSamples} samples, mean validation loss {meanValidation:F5}{(isBest ? " (best)" : "")}");
+            _print($"epoch {epoch} done in {clock.Elapsed.TotalSeconds:F0} s: {epochSamples} samples, " +
+                   $"mean validation loss {meanValidation:F5}{(isBest ? " (best)" : "")}");
         }
         return true;
     }
@@ -294,7 +305,8 @@ public sealed class TrainDecoderLoop
         return null;
     }
 
-    private void SampleGrids(RunTracker tracker, DecoderTrainer trainer, DecoderDataset dataset, ShardSplits splits, int epoch, IReadOnlyList<double> condScale, Device device, string? tag = null)
+    private void SampleGrids(RunTracker tracker, DecoderTrainer trainer, DecoderDataset dataset, ShardSplits splits, int epoch,
+        IReadOnlyList<double> condScale, Device device, string? tag = null)
     {
         int n = _config.Train.NSampleImages;
         if (n <= 0) return;
@@ -303,7 +315,8 @@ public sealed class TrainDecoderLoop
         {
             if (shards.Count == 0) continue;
             using var scope = NewDisposeScope();
-            var batch = new DecoderDataLoader(shards, dataset, new LoaderOptions { BatchSize = n, NumWorkers = 1, MaxSamples = n, Seed = _config.Seed }).FirstOrDefault();
+            var batch = new DecoderDataLoader(shards, dataset,
+                new LoaderOptions { BatchSize = n, NumWorkers = 1, MaxSamples = n, Seed = _config.Seed }).FirstOrDefault();
             if (batch is null) continue;
             using (batch)
             {
@@ -316,7 +329,8 @@ public sealed class TrainDecoderLoop
         }
     }
 
-    private void Save(RunTracker tracker, DecoderTrainer trainer, Generator generator, int epoch, long sample, string nextTask, List<double> validation, long samplesSeen, bool isBest, bool epochEnd = false)
+    private void Save(RunTracker tracker, DecoderTrainer trainer, Generator generator, int epoch, long sample, string nextTask,
+        List<double> validation, long samplesSeen, bool isBest, bool epochEnd = false)
     {
         var checkpoint = Path.Combine(tracker.DataPath, "checkpoint.pth");
         var extras = new Dictionary<string, object?>
@@ -340,8 +354,10 @@ public sealed class TrainDecoderLoop
             // The fields upstream formats with: at an epoch's end it passes sample 0 and next_task "sample".
             var args = new Dictionary<string, object>
             {
-                ["epoch"] = epoch, ["sample"] = epochEnd ? 0L : sample, ["next_task"] = epochEnd ? "sample" : nextTask, ["samples_seen"] = samplesSeen,
-                ["validation_losses"] = "[" + string.Join(", ", validation.Select(v => v.ToString("R", System.Globalization.CultureInfo.InvariantCulture))) + "]",
+                ["epoch"] = epoch, ["sample"] = epochEnd ? 0L : sample, ["next_task"] = epochEnd ? "sample" : nextTask,
+                ["samples_seen"] = samplesSeen,
+                ["validation_losses"] = "[" + string.Join(", ",
+                    validation.Select(v => v.ToString("R", System.Globalization.CultureInfo.InvariantCulture))) + "]",
             };
             if (saver.SaveLatestTo is { } latest) Copy(source, Template(latest, args));
             if (isBest && saver.SaveBestTo is { } best) Copy(source, Template(best, args));

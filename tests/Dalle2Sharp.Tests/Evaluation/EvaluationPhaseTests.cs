@@ -33,8 +33,8 @@ public class EvaluationPhaseTests
         var config = new EvaluateConfig { WeightsDir = dir.File("cache"), FID = new FidConfig(), LPIPS = new LpipsConfig { NetType = "squeeze" } };
         // The test files are random, so their names' hash prefixes cannot hold: their real digests are given.
         var digests = Directory.GetFiles(dir.File("mirror"), "*.pth", SearchOption.AllDirectories)
-            .ToDictionary(Path.GetFileName, f => Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(File.ReadAllBytes(f))))!;
-        var weights = new MetricWeights(config, mirror: server.Url, knownSha256: digests!);
+            .ToDictionary(f => Path.GetFileName(f), f => Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(File.ReadAllBytes(f))));
+        var weights = new MetricWeights(config, mirror: server.Url, knownSha256: digests);
         var lines = new List<string>();
         weights.EnsureAvailable(config, lines.Add, TimeSpan.FromSeconds(10));
         Assert.Equal(3, lines.Count(l => l.StartsWith("downloading " + server.Url)));
