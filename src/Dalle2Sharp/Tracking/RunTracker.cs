@@ -79,7 +79,7 @@ public sealed class RunTracker : IDisposable
         {
             ["checkpoint"] = Path.GetRelativePath(DataPath, absolute), ["checkpoint_absolute"] = absolute, ["logger_type"] = "ConsoleLogger",
         };
-        Training.Checkpoint.WriteAtomically(RunFilePath, s => JsonSerializer.Serialize(s, json));
+        Runtime.AtomicFile.Write(RunFilePath, s => JsonSerializer.Serialize(s, json));
     }
 
     /// <summary>

@@ -43,7 +43,7 @@ public static class Checkpoint
         }
         if (extras is not null)
             foreach (var (key, value) in extras) root[key] = value;
-        WriteAtomically(path, stream => PyTorchPickler.PickleStateDict(stream, root, leaveOpen: true));
+        Runtime.AtomicFile.Write(path, stream => PyTorchPickler.PickleStateDict(stream, root, leaveOpen: true));
     }
 
     /// <summary>
@@ -207,7 +207,4 @@ public static class Checkpoint
         };
     }
 
-    public static void WriteAtomically(string path, Action<Stream> write) => Runtime.AtomicFile.Write(path, write);
-
-    public static void CopyAtomically(string from, string to) => Runtime.AtomicFile.Copy(from, to);
 }

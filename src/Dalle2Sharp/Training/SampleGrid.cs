@@ -18,6 +18,6 @@ public static class SampleGrid
         long h = grid.shape[1], w = grid.shape[2];
         var pixels = Evaluation.DecoderEvaluator.ToUint8(grid).permute(1, 2, 0).contiguous().data<byte>().ToArray();
         var png = ImageDecoder.EncodePng(new RgbImage((int)w, (int)h, pixels));
-        Checkpoint.WriteAtomically(path, s => s.Write(png));
+        Runtime.AtomicFile.Write(path, s => s.Write(png));
     }
 }

@@ -57,7 +57,7 @@ public sealed class TrainDecoderLoop
 
         string? resumeFrom = ResumeSource(c.Tracker);
         using var tracker = RunTracker.Start(c.Tracker, resuming: resumeFrom is not null, _print);
-        if (configPath is not null) Checkpoint.CopyAtomically(configPath, Path.Combine(tracker.DataPath, "decoder_config.json"));
+        if (configPath is not null) AtomicFile.Copy(configPath, Path.Combine(tracker.DataPath, "decoder_config.json"));
 
         var splits = ShardSpec.Split(c.Data, c.Seed);
         var issues = new DataIssues(w => _print($"warning: {w}"));
@@ -359,13 +359,13 @@ public sealed class TrainDecoderLoop
                 ["validation_losses"] = "[" + string.Join(", ",
                     validation.Select(v => v.ToString("R", System.Globalization.CultureInfo.InvariantCulture))) + "]",
             };
-            if (saver.SaveLatestTo is { } latest) Copy(source, Template(latest, args));
-            if (isBest && saver.SaveBestTo is { } best) Copy(source, Template(best, args));
+            if (saver.SaveLatestTo is { } latest) AtomicFile.Copy(source, Template(latest, args));
+            if (isBest && saver.SaveBestTo is { } best) AtomicFile.Copy(source, Template(best, args));
             if (saver.SaveMetaTo is { } meta)
             {
                 var configFile = Path.Combine(tracker.DataPath, "decoder_config.json");
                 if (!File.Exists(configFile)) File.WriteAllText(configFile, ConfigWriter.ToJson(_config));
-                Copy(configFile, Path.Combine(meta, "decoder_config.json"));   // upstream does not format save_meta_to
+                AtomicFile.Copy(configFile, Path.Combine(meta, "decoder_config.json"));   // upstream does not format save_meta_to
             }
         }
         tracker.Print($"saved {checkpoint}{(isBest ? " (best)" : "")}");
@@ -389,11 +389,9 @@ public sealed class TrainDecoderLoop
             ["config"] = PickleValues.FromJson(System.Text.Json.Nodes.JsonNode.Parse(ConfigWriter.ToJson(_config))),
             ["model"] = model,
         };
-        Checkpoint.WriteAtomically(path, s => TorchSharp.PyBridge.PyTorchPickler.PickleStateDict(s, root, leaveOpen: true));
+        AtomicFile.Write(path, s => TorchSharp.PyBridge.PyTorchPickler.PickleStateDict(s, root, leaveOpen: true));
         return path;
     }
-
-    private static void Copy(string from, string to) => Checkpoint.CopyAtomically(from, to);
 
     /// <summary>A save path from its template, with Python str.format and the fields upstream passes (trainer.save's kwargs).</summary>
     private static string Template(string template, IReadOnlyDictionary<string, object> args)

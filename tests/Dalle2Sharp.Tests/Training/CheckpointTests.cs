@@ -111,7 +111,7 @@ public class CheckpointTests
     {
         using var dir = new TestPaths.TempDir();
         File.WriteAllText(dir.File("ck.pth"), "previous");
-        Assert.ThrowsAny<Exception>(() => Checkpoint.WriteAtomically(dir.File("ck.pth"), s => { s.Write(new byte[100]); throw new IOException("disk full"); }));
+        Assert.ThrowsAny<Exception>(() => Dalle2Sharp.Runtime.AtomicFile.Write(dir.File("ck.pth"), s => { s.Write(new byte[100]); throw new IOException("disk full"); }));
         Assert.Equal("previous", File.ReadAllText(dir.File("ck.pth")));
         Assert.Single(Directory.GetFiles(dir.Path));
     }
