@@ -8,6 +8,19 @@ namespace Dalle2Sharp.Tests.Evaluation;
 
 public class EvaluationPhaseTests
 {
+    /// <summary>One 16-px unet trained briefly on the 5 synthetic shards under <paramref name="root"/>, with the given evaluate section.</summary>
+    private static string SmallRun(string root, int epochs, int epochSamples, string evaluate) => $$"""
+        {
+          "decoder": { "unets": [{ "dim": 8, "image_embed_dim": 32, "cond_dim": 8, "dim_mults": [1, 2], "attn_dim_head": 8, "attn_heads": 2, "resnet_groups": 4, "num_resnet_blocks": 1 }],
+                       "image_sizes": [16], "timesteps": 10, "sample_timesteps": 2, "sampler": "ddim" },
+          "data": { "webdataset_base_url": "{{root}}/shards/{}.tar", "img_embeddings_url": "{{root}}/shards/img_emb", "num_workers": 1, "batch_size": 4,
+                    "start_shard": 0, "end_shard": 4, "shard_width": 5, "splits": { "train": 0.6, "val": 0.2, "test": 0.2 }, "preprocessing": { "ToTensor": true } },
+          "train": { "epochs": {{epochs}}, "epoch_samples": {{epochSamples}}, "validation_samples": 4, "n_sample_images": 0, "device": "cpu" },
+          "evaluate": {{evaluate}},
+          "tracker": { "data_path": "{{root}}/run", "log": { "log_type": "console" }, "save": { "save_to": "local", "save_latest_to": "{{root}}/latest.pth" } }
+        }
+        """;
+
     [Fact]
     public void MissingWeightsAreReportedByNameBeforeAnyWork()
     {
@@ -68,18 +81,10 @@ public class EvaluationPhaseTests
         using var dir = new TestPaths.TempDir();
         SyntheticShapes.WriteDataset(dir.File("shards"), shards: 5, perShard: 8, size: 16);
         MetricWeightFiles.WriteRandom(dir.File("weights"), "vgg");          // AlexNet cannot take 16 px images
-        var json = $$"""
-        {
-          "decoder": { "unets": [{ "dim": 8, "image_embed_dim": 32, "cond_dim": 8, "dim_mults": [1, 2], "attn_dim_head": 8, "attn_heads": 2, "resnet_groups": 4, "num_resnet_blocks": 1 }],
-                       "image_sizes": [16], "timesteps": 10, "sample_timesteps": 2, "sampler": "ddim" },
-          "data": { "webdataset_base_url": "{{dir.Path}}/shards/{}.tar", "img_embeddings_url": "{{dir.Path}}/shards/img_emb", "num_workers": 1, "batch_size": 4,
-                    "start_shard": 0, "end_shard": 4, "shard_width": 5, "splits": { "train": 0.6, "val": 0.2, "test": 0.2 }, "preprocessing": { "ToTensor": true } },
-          "train": { "epochs": 1, "epoch_samples": 8, "validation_samples": 4, "n_sample_images": 0, "device": "cpu" },
-          "evaluate": { "n_evaluation_samples": 6, "weights_dir": "{{dir.Path}}/weights", "FID": { "feature": 192 }, "IS": { "splits": 2 },
-                        "KID": { "feature": 64, "subset_size": 3, "subsets": 4 }, "LPIPS": { "net_type": "vgg" } },
-          "tracker": { "data_path": "{{dir.Path}}/run", "log": { "log_type": "console" }, "save": { "save_to": "local", "save_latest_to": "{{dir.Path}}/latest.pth" } }
-        }
-        """;
+        var json = SmallRun(dir.Path, epochs: 1, epochSamples: 8, evaluate: $$"""
+            { "n_evaluation_samples": 6, "weights_dir": "{{dir.Path}}/weights", "FID": { "feature": 192 }, "IS": { "splits": 2 },
+              "KID": { "feature": 64, "subset_size": 3, "subsets": 4 }, "LPIPS": { "net_type": "vgg" } }
+            """);
         File.WriteAllText(dir.File("config.json"), json);
         new TrainDecoderLoop(ConfigLoader.Parse(json), _ => { }).Run();
         var record = File.ReadAllLines(dir.File("run/metrics.jsonl")).Select(l => JsonNode.Parse(l)!.AsObject()).Single(r => r.ContainsKey("FID"));
@@ -168,17 +173,9 @@ public class EvaluationPhaseTests
         using var dir = new TestPaths.TempDir();
         SyntheticShapes.WriteDataset(dir.File("shards"), shards: 5, perShard: 4, size: 16);
         MetricWeightFiles.WriteRandom(dir.File("weights"), "vgg");
-        var json = $$"""
-        {
-          "decoder": { "unets": [{ "dim": 8, "image_embed_dim": 32, "cond_dim": 8, "dim_mults": [1, 2], "attn_dim_head": 8, "attn_heads": 2, "resnet_groups": 4, "num_resnet_blocks": 1 }],
-                       "image_sizes": [16], "timesteps": 10, "sample_timesteps": 2, "sampler": "ddim" },
-          "data": { "webdataset_base_url": "{{dir.Path}}/shards/{}.tar", "img_embeddings_url": "{{dir.Path}}/shards/img_emb", "num_workers": 1, "batch_size": 4,
-                    "start_shard": 0, "end_shard": 4, "shard_width": 5, "splits": { "train": 0.6, "val": 0.2, "test": 0.2 }, "preprocessing": { "ToTensor": true } },
-          "train": { "epochs": 2, "epoch_samples": 4, "validation_samples": 4, "n_sample_images": 0, "device": "cpu" },
-          "evaluate": { "n_evaluation_samples": 8, "weights_dir": "{{dir.Path}}/weights", "FID": { "feature": 64 }, "KID": { "feature": 64, "subset_size": 6, "subsets": 2 } },
-          "tracker": { "data_path": "{{dir.Path}}/run", "log": { "log_type": "console" }, "save": { "save_to": "local", "save_latest_to": "{{dir.Path}}/latest.pth" } }
-        }
-        """;
+        var json = SmallRun(dir.Path, epochs: 2, epochSamples: 4, evaluate: $$"""
+            { "n_evaluation_samples": 8, "weights_dir": "{{dir.Path}}/weights", "FID": { "feature": 64 }, "KID": { "feature": 64, "subset_size": 6, "subsets": 2 } }
+            """);
         var lines = new List<string>();
         new TrainDecoderLoop(ConfigLoader.Parse(json), lines.Add).Run();
         int saved = lines.FindIndex(l => l.StartsWith("saved "));

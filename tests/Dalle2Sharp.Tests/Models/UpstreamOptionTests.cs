@@ -169,6 +169,14 @@ public class UpstreamOptionTests
         }
     }
 
+    /// <summary>Upstream's decoder.p_mean_variance(unet, pmv_x, pmv_t, …): the unet's output read as the decoder reads it.</summary>
+    private static void AssertUnetPosterior(JsonNode expected, Decoder decoder, JsonNode inputs, UnetConditioning cond, string what)
+    {
+        var x = Formula(inputs["pmv_x"]!);
+        var t = Times(inputs["pmv_t"]!);
+        AssertPMeanVariance(expected, decoder.Denoisers[0].PMeanVariance(x, t, decoder.Unet(1).forward(x, t, cond), clipDenoised: true), what);
+    }
+
     private static void AssertLoss(double expected, Tensor loss, string what) =>
         Assert.True(Math.Abs(loss.item<float>() - expected) <= 1e-5 * Math.Abs(expected) + 1e-7, $"{what}: ours {loss.item<float>():R}, upstream {expected:R}");
 
@@ -187,12 +195,7 @@ public class UpstreamOptionTests
         var cond = new UnetConditioning(ImageEmbed: Formula(i["image_embed"]!));
         using var _ = no_grad();
         AssertLoss((double)c["loss"]!, decoder.PLosses(1, Formula(i["x_start"]!), Times(i["times"]!), cond, Formula(i["noise"]!)), name);
-        if (c["p_mean_variance"] is { } pmv)
-        {
-            var x = Formula(i["pmv_x"]!);
-            var t = Times(i["pmv_t"]!);
-            AssertPMeanVariance(pmv, decoder.Denoisers[0].PMeanVariance(x, t, decoder.Unet(1).forward(x, t, cond), clipDenoised: true), name);
-        }
+        if (c["p_mean_variance"] is { } pmv) AssertUnetPosterior(pmv, decoder, i, cond, name);
     }
 
     [Theory]
@@ -212,9 +215,7 @@ public class UpstreamOptionTests
             var times = tensor(key["times_".Length..].Split('_').Select(long.Parse).ToArray());
             AssertLoss((double)value!["loss_total"]!, decoder.PLosses(1, Formula(i["x_start"]!), times, cond, Formula(i["noise"]!)), $"{name} {key}");
         }
-        var x = Formula(i["pmv_x"]!);
-        var t = Times(i["pmv_t"]!);
-        AssertPMeanVariance(c["p_mean_variance"]!, decoder.Denoisers[0].PMeanVariance(x, t, decoder.Unet(1).forward(x, t, cond), clipDenoised: true), name);
+        AssertUnetPosterior(c["p_mean_variance"]!, decoder, i, cond, name);
     }
 
     [Theory]
@@ -250,7 +251,7 @@ public class UpstreamOptionTests
         AssertClose(c["dynamic_threshold_of_model_output"]!, decoder.Denoisers[0].Threshold(output), "dynamic_threshold");
         AssertPMeanVariance(c["p_mean_variance"]!, decoder.Denoisers[0].PMeanVariance(x, t, output, clipDenoised: true), "given output");
         var cond = new UnetConditioning(ImageEmbed: Formula(i["image_embed"]!));
-        AssertPMeanVariance(c["p_mean_variance_from_unet"]!, decoder.Denoisers[0].PMeanVariance(x, t, decoder.Unet(1).forward(x, t, cond), clipDenoised: true), "unet output");
+        AssertUnetPosterior(c["p_mean_variance_from_unet"]!, decoder, i, cond, "unet output");
     }
 
     [Theory]
