@@ -105,6 +105,15 @@ public static class TorchFiles
     private sealed class PickleMachine(Stream stream)
     {
         private readonly BinaryReader _in = new(stream, Encoding.UTF8, leaveOpen: true);
+
+        /// <summary>A length read from the file: checked against what the file still holds before it is allocated.</summary>
+        private byte[] ReadCounted(long length)
+        {
+            long remaining = _in.BaseStream.CanSeek ? _in.BaseStream.Length - _in.BaseStream.Position : int.MaxValue;
+            if (length < 0 || length > remaining)
+                throw new InvalidDataException($"pickle item claims {length} bytes; the file holds {remaining} more");
+            return _in.ReadBytes((int)length);
+        }
         private readonly Dictionary<long, object?> _memo = [];
         private readonly List<object?> _stack = [];
         private readonly Stack<int> _marks = new();
@@ -165,10 +174,10 @@ public static class TorchFiles
                     case 0x8a: _stack.Add(Long(_in.ReadByte())); break;                  // LONG1
                     case 0x8b: _stack.Add(Long(_in.ReadInt32())); break;                 // LONG4
                     case (byte)'G': _stack.Add(BinaryPrimitives.ReadDoubleBigEndian(_in.ReadBytes(8))); break;
-                    case (byte)'X': _stack.Add(Encoding.UTF8.GetString(_in.ReadBytes(_in.ReadInt32()))); break;
+                    case (byte)'X': _stack.Add(Encoding.UTF8.GetString(ReadCounted(_in.ReadInt32()))); break;
                     case 0x8c: _stack.Add(Encoding.UTF8.GetString(_in.ReadBytes(_in.ReadByte()))); break;
                     case (byte)'U': _stack.Add(Encoding.Latin1.GetString(_in.ReadBytes(_in.ReadByte()))); break;
-                    case (byte)'T': _stack.Add(Encoding.Latin1.GetString(_in.ReadBytes(_in.ReadInt32()))); break;
+                    case (byte)'T': _stack.Add(Encoding.Latin1.GetString(ReadCounted(_in.ReadInt32()))); break;
                     case (byte)'q': _memo[_in.ReadByte()] = _stack[^1]; break;           // BINPUT
                     case (byte)'r': _memo[_in.ReadUInt32()] = _stack[^1]; break;         // LONG_BINPUT
                     case 0x94: _memo[_memo.Count] = _stack[^1]; break;                   // MEMOIZE
@@ -205,7 +214,7 @@ public static class TorchFiles
 
         private object Long(int length)
         {
-            var value = new BigInteger(_in.ReadBytes(length), isUnsigned: false, isBigEndian: false);
+            var value = new BigInteger(ReadCounted(length), isUnsigned: false, isBigEndian: false);
             return value >= long.MinValue && value <= long.MaxValue ? (long)value : value;
         }
 

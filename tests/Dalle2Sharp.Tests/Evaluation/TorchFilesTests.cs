@@ -59,4 +59,15 @@ public class TorchFilesTests
         File.WriteAllBytes(path, [1, 2]);
         Assert.Throws<UserInputException>(() => TorchFiles.LoadStateDict(path));
     }
+
+    [Fact]
+    public void APickleStringClaimingGigabytesIsRefusedBeforeAllocating()
+    {
+        // Protocol 2, then BINUNICODE ('X') with a length of 2^31 − 1 in a 10-byte file.
+        using var dir = new TestPaths.TempDir();
+        string path = dir.File("huge.pth");
+        File.WriteAllBytes(path, [0x80, 0x02, (byte)'X', 0xff, 0xff, 0xff, 0x7f, 1, 2, 3]);
+        var e = Assert.Throws<UserInputException>(() => TorchFiles.LoadStateDict(path));
+        Assert.Contains("claims 2147483647 bytes", e.Message);
+    }
 }
