@@ -66,7 +66,7 @@ public sealed class DecoderDataset
                 throw new UserInputException($"{_imageEmbeddings!.FileFor(shard.Number)}: embeddings are {imageRows.RowLength} wide, " +
                                              $"decoder.unets[0].image_embed_dim is {width}");
             textRows = _textEmbeddings?.Load(shard.Number);
-            stream = ShardStreams.Open(shard.Url, _timeouts);
+            stream = Runtime.Storage.OpenRead(shard.Url, _timeouts);
         }
         catch (Exception e) when (e is IOException or InvalidDataException or UnauthorizedAccessException or HttpRequestException)
         {

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Globalization;
+using Dalle2Sharp.Runtime;
 
 namespace Dalle2Sharp.Data;
 
@@ -7,13 +8,12 @@ namespace Dalle2Sharp.Data;
 /// A folder of per-shard embedding files, `&lt;prefix&gt;_&lt;shard&gt;.npy` (clip-retrieval's layout after
 /// reordering): the prefix and the shard number's zero-padding come from the files present, and row
 /// i of shard s belongs to the sample whose key ends in i (its last index_width digits). A local
-/// folder (or file://) is listed directly; an http(s) folder through the directory index its server
-/// publishes (python -m http.server, nginx autoindex, S3 website listings), as upstream's fsspec does.
+/// folder (or file://) is listed directly, an s3:// prefix with the S3 API, an http(s) folder through the
+/// directory index its server publishes, as upstream's fsspec does (Runtime/Storage).
 /// </summary>
-public sealed partial class EmbeddingStore
+public sealed class EmbeddingStore
 {
     private readonly string _folder;
-    private readonly bool _remote;
     private readonly string _prefix;
     private readonly int _width;
     private readonly HashSet<long> _shards;
@@ -23,13 +23,17 @@ public sealed partial class EmbeddingStore
     public EmbeddingStore(string folderUrl, Runtime.IoTimeouts? timeouts = null)
     {
         _timeouts = timeouts ?? Runtime.IoTimeouts.Default;
-        _folder = folderUrl.StartsWith("file://", StringComparison.Ordinal) ? new Uri(folderUrl).LocalPath : folderUrl;
-        _remote = _folder.StartsWith("http://", StringComparison.Ordinal) || _folder.StartsWith("https://", StringComparison.Ordinal);
-        if (_remote && !_folder.EndsWith('/')) _folder += "/";
-        var files = (_remote ? ListRemote(_folder, _timeouts) : ListLocal(_folder)).Order(StringComparer.Ordinal).ToList();
+        _folder = folderUrl;
+        IReadOnlyList<string> listed;
+        try { listed = Storage.List(folderUrl, ".npy", _timeouts); }
+        catch (Exception e) when (e is IOException or HttpRequestException or UnauthorizedAccessException)
+        {
+            throw new UserInputException($"embedding folder {Runtime.SafeUrl.Redact(folderUrl)} cannot be listed: {e.Message}", e);
+        }
+        var files = listed.Select(n => n[..^".npy".Length]).Order(StringComparer.Ordinal).ToList();
         if (files.Count == 0)
-            throw new UserInputException($"embedding folder {folderUrl} has no .npy files" +
-                                         (_remote ? " in its directory index (the server must list the folder)" : ""));
+            throw new UserInputException($"embedding folder {Runtime.SafeUrl.Redact(folderUrl)} has no .npy files" +
+                                         (Storage.IsHttp(folderUrl) ? " in its directory index (the server must list the folder)" : ""));
         var first = files[0];
         int underscore = first.LastIndexOf('_');
         if (underscore < 0) throw new UserInputException($"embedding file {first}.npy is not named <prefix>_<shard>.npy");
@@ -44,40 +48,12 @@ public sealed partial class EmbeddingStore
         }
     }
 
-    private static IEnumerable<string> ListLocal(string folder)
-    {
-        if (!Directory.Exists(folder)) throw new UserInputException($"embedding folder {folder} does not exist");
-        return Directory.GetFiles(folder, "*.npy").Select(f => Path.GetFileNameWithoutExtension(f)!);
-    }
-
-    /// <summary>The .npy names linked from the folder's index page (hrefs, relative or absolute, last path segment).</summary>
-    private static IEnumerable<string> ListRemote(string folder, Runtime.IoTimeouts timeouts)
-    {
-        string html;
-        try
-        {
-            using var reader = new StreamReader(ShardStreams.Open(folder, timeouts));
-            html = reader.ReadToEnd();
-        }
-        catch (Exception e) when (e is IOException or HttpRequestException)
-        {
-            throw new UserInputException($"embedding folder {folder} cannot be listed: {e.Message}", e);
-        }
-        return NpyLink().Matches(html)
-            .Select(m => Uri.UnescapeDataString(m.Groups[1].Value.Split('/')[^1]))
-            .Select(name => name[..^".npy".Length])
-            .Distinct();
-    }
-
-    [System.Text.RegularExpressions.GeneratedRegex("""href\s*=\s*["']([^"'?#]+\.npy)["']""", System.Text.RegularExpressions.RegexOptions.IgnoreCase)]
-    private static partial System.Text.RegularExpressions.Regex NpyLink();
-
     public bool HasShard(long shard) => _shards.Contains(shard);
 
     public string FileFor(long shard)
     {
         string name = $"{_prefix}_{shard.ToString(CultureInfo.InvariantCulture).PadLeft(_width, '0')}.npy";
-        return _remote ? _folder + name : Path.Combine(_folder, name);
+        return Storage.Combine(_folder, name);
     }
 
     /// <summary>The shard's array, read once and shared by the workers (a shard is read by one worker per epoch).</summary>

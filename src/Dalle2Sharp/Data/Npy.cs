@@ -82,7 +82,7 @@ public static partial class Npy
 
     public static NpyArray ReadFile(string path, Runtime.IoTimeouts? timeouts = null)
     {
-        using var stream = ShardStreams.Open(path, timeouts);
+        using var stream = Runtime.Storage.OpenRead(path, timeouts);
         return Read(stream);
     }
 

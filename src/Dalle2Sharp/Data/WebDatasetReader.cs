@@ -1,5 +1,6 @@
 using System.Formats.Tar;
 using System.IO.Compression;
+using Dalle2Sharp.Runtime;
 
 namespace Dalle2Sharp.Data;
 

@@ -1,3 +1,4 @@
+using Dalle2Sharp.Tests.Servers;
 using Dalle2Sharp.Config;
 using Dalle2Sharp.Data;
 using SkiaSharp;

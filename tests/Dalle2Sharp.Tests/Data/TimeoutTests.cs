@@ -133,7 +133,7 @@ public class TimeoutTests
     public void ASilentPipeCommandIsReportedAndStopped()
     {
         var clock = System.Diagnostics.Stopwatch.StartNew();
-        using var stream = ShardStreams.Open("pipe:sleep 30", Short);
+        using var stream = Dalle2Sharp.Runtime.Storage.OpenRead("pipe:sleep 30", Short);
         var e = Assert.Throws<IOException>(() => stream.ReadByte());
         Assert.Contains("produced nothing for", e.Message);
         Assert.Contains("sleep 30", e.Message);

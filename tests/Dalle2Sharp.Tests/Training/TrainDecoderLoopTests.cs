@@ -1,3 +1,4 @@
+using Dalle2Sharp.Tests.Servers;
 using System.Text.Json.Nodes;
 using Dalle2Sharp.Config;
 using Dalle2Sharp.Data;

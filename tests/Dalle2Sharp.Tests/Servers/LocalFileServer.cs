@@ -2,7 +2,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text;
 
-namespace Dalle2Sharp.Tests;
+namespace Dalle2Sharp.Tests.Servers;
 
 /// <summary>
 /// Serves a folder over http://127.0.0.1 until disposed: files as they are, folders as an index page

@@ -1,4 +1,4 @@
-namespace Dalle2Sharp.Data;
+namespace Dalle2Sharp.Runtime;
 
 /// <summary>Base of the read-once streams here (a pipe's stdout, a stream with a re-attached prefix): only Read is meaningful.</summary>
 public abstract class ForwardOnlyStream : Stream

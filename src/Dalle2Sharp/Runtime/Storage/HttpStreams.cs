@@ -77,7 +77,7 @@ public static class HttpStreams
     }
 
     /// <summary>A response body read with a stall timeout per read, reopened at its offset when the connection fails.</summary>
-    private sealed class ResumingStream : Data.ForwardOnlyStream
+    private sealed class ResumingStream : ForwardOnlyStream
     {
         private readonly string _url;
         private readonly IoTimeouts _timeouts;
@@ -148,7 +148,12 @@ public static class HttpStreams
                                 IReadOnlyDictionary<string, string>? headers = null)
     {
         using var source = (ResumingStream)Open(url, timeouts, headers);
-        long? expected = source.AnnouncedLength;
+        CopyChecked(source, url, target, progress, sha256Prefix, source.AnnouncedLength);
+    }
+
+    /// <summary>Writes <paramref name="source"/> to <paramref name="target"/> atomically with progress, size and sha256 checks.</summary>
+    internal static void CopyChecked(Stream source, string url, string target, Action<string>? progress, string? sha256Prefix, long? expected)
+    {
         using var sha = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);
         long written = 0;
         int lastDecile = -1;
