@@ -26,10 +26,20 @@ public sealed class DataIssues(Action<string>? warn = null)
     private readonly ConcurrentDictionary<DataIssueKind, long> _counts = new();
     private readonly Action<string> _warn = warn ?? (message => Console.Error.WriteLine($"warning: {message}"));
 
+    /// <summary>
+    /// Warnings printed per kind; beyond it issues are still counted (and logged with the metrics) but not
+    /// printed, so that upstream's open-ended shard ranges (end_shard 9999999 with embeddings for a few
+    /// shards) do not print millions of lines.
+    /// </summary>
+    public const int PrintedPerKind = 100;
+
     public void Report(DataIssueKind kind, string shard, string? key, string reason)
     {
-        _counts.AddOrUpdate(kind, 1, (_, c) => c + 1);
-        _warn(key is null ? $"{Describe(kind)} in shard {shard}: {reason}" : $"{Describe(kind)} in shard {shard}, key {key}: {reason}");
+        long count = _counts.AddOrUpdate(kind, 1, (_, c) => c + 1);
+        if (count <= PrintedPerKind)
+            _warn(key is null ? $"{Describe(kind)} in shard {shard}: {reason}" : $"{Describe(kind)} in shard {shard}, key {key}: {reason}");
+        if (count == PrintedPerKind)
+            _warn($"{PrintedPerKind} {Describe(kind)} warnings: further ones are counted (data {Name(kind)} in the metrics), not printed");
     }
 
     public long this[DataIssueKind kind] => _counts.TryGetValue(kind, out var c) ? c : 0;
