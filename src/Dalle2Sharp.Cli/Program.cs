@@ -45,6 +45,12 @@ public static class Program
                 config.AddCommand<ConfigReferenceCommand>("reference")
                     .WithDescription("Print the Markdown reference of every config option (the README's).");
             });
+            c.AddBranch("tracker", tracker =>
+            {
+                tracker.SetDescription("Remote trackers (wandb, Hugging Face Hub).");
+                tracker.AddCommand<TrackerSyncCommand>("sync")
+                    .WithDescription("Upload what an offline run or an outage left in data_path (metrics, images, files, checkpoints).");
+            });
             c.AddBranch("model", model =>
             {
                 model.SetDescription("Inspect the model a config describes.");

@@ -12,10 +12,14 @@ public sealed class TrainDecoderSettings : CommandSettings
     [Description("Decoder training config (DALLE2-pytorch's format).")]
     public string Config { get; set; } = "";
 
+    [CommandOption("--max-steps <N>")]
+    [Description("Smoke run: stop after N training steps, then validate, sample, evaluate and save as at an epoch's end.")]
+    public long? MaxSteps { get; set; }
+
     public override Spectre.Console.ValidationResult Validate() =>
-        string.IsNullOrEmpty(Config)
-            ? Spectre.Console.ValidationResult.Error("--config FILE is required")
-            : Spectre.Console.ValidationResult.Success();
+        string.IsNullOrEmpty(Config) ? Spectre.Console.ValidationResult.Error("--config FILE is required")
+        : MaxSteps is <= 0 ? Spectre.Console.ValidationResult.Error("--max-steps must be at least 1")
+        : Spectre.Console.ValidationResult.Success();
 }
 
 public sealed class TrainDecoderCommand : Command<TrainDecoderSettings>
@@ -24,8 +28,8 @@ public sealed class TrainDecoderCommand : Command<TrainDecoderSettings>
         ExitCodes.Run(() =>
         {
             var config = ConfigLoader.LoadFile(settings.Config);
-            return Interruptible.Run(cancellationToken,
-                cancel => LiveProgress.Run(progress => new TrainDecoderLoop(config, progress).Run(settings.Config, cancel)));
+            return Interruptible.Run(cancellationToken, cancel => LiveProgress.Run(progress =>
+                new TrainDecoderLoop(config, progress) { MaxSteps = settings.MaxSteps }.Run(settings.Config, cancel)));
         });
 }
 

@@ -268,13 +268,14 @@ public static partial class ConfigValidator
         {
             if (t.Log.WandbEntity is null) err("tracker.log.wandb_entity", "required when log_type is wandb");
             if (t.Log.WandbProject is null) err("tracker.log.wandb_project", "required when log_type is wandb");
+            if (t.Log.Resume && t.Log.WandbRunId is null) err("tracker.log.wandb_run_id", "required when resume is true (the run to resume)");
         }
         if (t.Load is { LoadFrom: { } from } load)
         {
             if (from == "local" && load.FilePath is null) err("tracker.load.file_path", "required when load_from is local");
             if (from == "url" && load.Url is null) err("tracker.load.url", "required when load_from is url");
-            if (from == "url" && load.Url is { } url && !Uri.TryCreate(url, UriKind.Absolute, out var u) | u?.Scheme is not ("http" or "https"))
-                err("tracker.load.url", $"must be an http(s) URL (got \"{load.Url}\")");
+            if (from == "url" && load.Url is { } url && !Uri.TryCreate(url, UriKind.Absolute, out var u) | u?.Scheme is not ("http" or "https" or "s3"))
+                err("tracker.load.url", $"must be an http(s) or s3 URL (got \"{load.Url}\")");
             if (from == "wandb" && load.WandbFilePath is null) err("tracker.load.wandb_file_path", "required when load_from is wandb");
         }
         if (t.WasGiven("save") && t.Save.Count == 0) err("tracker.save", "needs at least one saver");

@@ -24,7 +24,8 @@ public sealed class TrackerConfig : ConfigSection
 
 public sealed class TrackerLogConfig : ConfigSection
 {
-    [Key("log_type", "Logger."), OneOf("console", "wandb")]
+    [Key("log_type", "Logger: console, wandb (Weights & Biases; WANDB_API_KEY, WANDB_BASE_URL, WANDB_MODE) " +
+                     "or tensorboard (event files under data_path/tensorboard)."), OneOf("console", "wandb", "tensorboard")]
     public string LogType { get; set; } = "console";
 
     [Key("resume", "Resume the logger's run (wandb).")]
@@ -45,7 +46,7 @@ public sealed class TrackerLogConfig : ConfigSection
     [Key("wandb_run_name", "Weights & Biases run name."), OnlyFor("log_type", "wandb")]
     public string? WandbRunName { get; set; }
 
-    [Key("wandb_run_id", "Weights & Biases run id (to resume)."), OnlyFor("log_type", "wandb")]
+    [Key("wandb_run_id", "Weights & Biases run id: the run to resume, or the id of the new run."), OnlyFor("log_type", "wandb")]
     public string? WandbRunId { get; set; }
 }
 
@@ -60,7 +61,7 @@ public sealed class TrackerLoadConfig : ConfigSection
     [Key("file_path", "Local checkpoint file."), OnlyFor("load_from", "local")]
     public string? FilePath { get; set; }
 
-    [Key("url", "http(s) URL of a checkpoint."), OnlyFor("load_from", "url")]
+    [Key("url", "http(s) or s3:// URL of a checkpoint (the Hugging Face token is sent to Hub URLs)."), OnlyFor("load_from", "url")]
     public string? Url { get; set; }
 
     [Key("wandb_file_path", "File path inside the wandb run."), OnlyFor("load_from", "wandb")]
@@ -99,9 +100,9 @@ public sealed class TrackerSaveConfig : ConfigSection
     [Key("wandb_run_path", "wandb run to save to (null = the logger's run)."), OnlyFor("save_to", "wandb")]
     public string? WandbRunPath { get; set; }
 
-    [Key("huggingface_repo", "Hugging Face repository id."), OnlyFor("save_to", "huggingface")]
+    [Key("huggingface_repo", "Hugging Face model repository owner/name (created if missing)."), OnlyFor("save_to", "huggingface")]
     public string? HuggingfaceRepo { get; set; }
 
-    [Key("token_path", "File holding the Hugging Face token."), OnlyFor("save_to", "huggingface")]
+    [Key("token_path", "File holding the Hugging Face token (else HF_TOKEN, or the token file of `huggingface-cli login`)."), OnlyFor("save_to", "huggingface")]
     public string? TokenPath { get; set; }
 }

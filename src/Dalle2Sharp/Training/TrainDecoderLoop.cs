@@ -55,12 +55,38 @@ public sealed class TrainDecoderLoop
         weights.EnsureAvailable(c.Evaluate, _print);
         manual_seed(c.Seed);
 
-        string? resumeFrom = ResumeSource(c.Tracker);
-        using var tracker = RunTracker.Start(c.Tracker, resuming: resumeFrom is not null, _print);
-        if (configPath is not null) AtomicFile.Copy(configPath, Path.Combine(tracker.DataPath, "decoder_config.json"));
+        string? resumeFrom = CheckpointLoader.Resolve(c.Tracker, _print, c.Data.Timeouts);
+        var resolvedConfig = System.Text.Json.Nodes.JsonNode.Parse(ConfigWriter.ToJson(c))!.AsObject();
+        using var tracker = RunTracker.Start(c.Tracker, resuming: resumeFrom is not null, _print, resolvedConfig, c.Data.Timeouts);
+        int exitCode = ExitFailure;
+        try
+        {
+            bool completed = Train(tracker, configPath, resumeFrom, device, weights, cancel);
+            exitCode = completed ? 0 : ExitInterrupted;
+            return completed;
+        }
+        finally
+        {
+            tracker.Finish(exitCode);
+        }
+    }
+
+    /// <summary>The exit codes the run reports to its logger (wandb marks a run failed unless 0).</summary>
+    private const int ExitFailure = 1, ExitInterrupted = 130;
+
+    private bool Train(RunTracker tracker, string? configPath, string? resumeFrom, Device device, Evaluation.MetricWeights weights,
+                       CancellationToken cancel)
+    {
+        var c = _config;
+        if (configPath is null)
+        {
+            configPath = Path.Combine(tracker.DataPath, "decoder_config.json");
+            AtomicFile.Write(configPath, s => s.Write(System.Text.Encoding.UTF8.GetBytes(ConfigWriter.ToJson(c))));
+        }
+        tracker.SaveConfig(configPath);
 
         var splits = ShardSpec.Split(c.Data, c.Seed);
-        var issues = new DataIssues(w => _print($"warning: {w}"));
+        var issues = new DataIssues(w => tracker.Print($"warning: {w}"));
         var dataset = new DecoderDataset(c.Data, issues, requireImageEmbedding: !c.Decoder.Unconditional,
             imageEmbedDim: c.Decoder.Unets[0].ImageEmbedDim);
 
@@ -69,11 +95,15 @@ public sealed class TrainDecoderLoop
         using var trainer = new DecoderTrainer(decoder, c.Train);
         using var evaluator = new Evaluation.DecoderEvaluator(c.Evaluate, weights, device);
         var unetNumbers = Enumerable.Range(1, decoder.NumUnets).Where(u => trainer.Trained[u - 1]).ToArray();
-        _print($"decoder: {decoder.NumUnets} unet(s), {decoder.parameters().Sum(p => p.numel()):N0} parameters; " +
+        // The logger's step, as upstream's: optimizer steps taken by the first trained unet.
+        long LogStep() => trainer.Steps[unetNumbers[0] - 1];
+        long stepsThisRun = 0;
+        bool stopAfterEpoch = false;
+        tracker.Print($"decoder: {decoder.NumUnets} unet(s), {decoder.parameters().Sum(p => p.numel()):N0} parameters; " +
                $"training unet(s) {string.Join(", ", unetNumbers)} on {device}; " +
                $"shards train {splits.Train.Count} / val {splits.Val.Count} / test {splits.Test.Count}");
-        _print($"oneDNN CPU kernels: {NativeSetup.OneDnnIsa}");
-        _print($"JPEG decode: {Data.ImageDecoder.JpegBackend}" +
+        tracker.Print($"oneDNN CPU kernels: {NativeSetup.OneDnnIsa}");
+        tracker.Print($"JPEG decode: {Data.ImageDecoder.JpegBackend}" +
                (Data.ImageTransforms.ReducesDecode(c.Data.Preprocessing, c.Data.ReducedDecode)
                    ? ", at reduced size (DCT-scaled) before the first resize" : ""));
 
@@ -90,7 +120,7 @@ public sealed class TrainDecoderLoop
             generatorState = root["rng_state"] as Tensor;
             if (root["validation_losses"] is System.Collections.IList losses)
                 validationHistory.AddRange(losses.Cast<object>().Select(v => v is Tensor t ? t.item<float>() : Convert.ToDouble(v)));
-            _print($"resumed from {resumeFrom}: epoch {startEpoch}, {samplesSeen} samples seen, steps [{string.Join(", ", trainer.Steps)}]");
+            tracker.Print($"resumed from {resumeFrom}: epoch {startEpoch}, {samplesSeen} samples seen, steps [{string.Join(", ", trainer.Steps)}]");
         }
 
         // The training generator drives timesteps, noise and condition dropout; its state is checkpointed
@@ -128,7 +158,7 @@ public sealed class TrainDecoderLoop
                     {
                         Save(tracker, trainer, generator, epoch, epochSamples, "train", validationHistory, samplesSeen, isBest: false);
                         _progress.EndPhase();
-                        _print($"interrupted: saved {Path.Combine(tracker.DataPath, "checkpoint.pth")} at epoch {epoch}, sample {epochSamples} " +
+                        tracker.Print($"interrupted: saved {Path.Combine(tracker.DataPath, "checkpoint.pth")} at epoch {epoch}, sample {epochSamples} " +
                                $"({samplesSeen} samples seen); the same command with tracker.log.auto_resume resumes exactly here");
                         return false;
                     }
@@ -165,7 +195,7 @@ public sealed class TrainDecoderLoop
                         }
                         record["Skipped non-finite steps"] = trainer.SkippedNonFinite;
                         record["Data issues"] = issues.Total;
-                        tracker.Log(record);
+                        tracker.Log(record, LogStep());
                         (lastLogSamples, lastLogTime) = (epochSamples, now);
                     }
                     // save_immediately: a snapshot at the first batch of every epoch, as upstream.
@@ -174,9 +204,15 @@ public sealed class TrainDecoderLoop
                         nextSaveAt = samplesSeen + c.Train.SaveEveryNSamples;
                         Save(tracker, trainer, generator, epoch, epochSamples, "train", validationHistory, samplesSeen, isBest: false);
                         Guarded(tracker, epoch, "sample grids",
-                            () => SampleGrids(tracker, trainer, dataset, splits, epoch, condScale, device, tag: $"_samples{samplesSeen}"));
+                            () => SampleGrids(tracker, trainer, dataset, splits, epoch, condScale, device, LogStep(), tag: $"_samples{samplesSeen}"));
                     }
                     step++;
+                    if (MaxSteps is { } max && ++stepsThisRun >= max)
+                    {
+                        tracker.Print($"--max-steps {max}: training stops after this epoch's validation, samples and checkpoint");
+                        stopAfterEpoch = true;
+                        break;
+                    }
                 }
             }
 
@@ -212,7 +248,7 @@ public sealed class TrainDecoderLoop
                 var record = new Dictionary<string, object?> { ["Epoch"] = epoch, ["Validation samples"] = valSamples };
                 foreach (var unet in unetNumbers) record[$"Unet {unet - 1} Validation Loss"] = sums[unet] / valBatches;
                 meanValidation = unetNumbers.Average(u => sums[u] / valBatches);
-                tracker.Log(record);
+                tracker.Log(record, LogStep());
             }
 
             // ---- checkpoint: written before sampling and evaluation, so that a failure there never loses the epoch.
@@ -224,13 +260,13 @@ public sealed class TrainDecoderLoop
             Save(tracker, trainer, generator, epoch, epochSamples, "train", validationHistory, samplesSeen, isBest, epochEnd: true);
             if (cancel.IsCancellationRequested)
             {
-                _print($"interrupted: saved {Path.Combine(tracker.DataPath, "checkpoint.pth")} at the end of epoch {epoch}; " +
+                tracker.Print($"interrupted: saved {Path.Combine(tracker.DataPath, "checkpoint.pth")} at the end of epoch {epoch}; " +
                        "the same command with tracker.log.auto_resume goes on from there");
                 return false;
             }
 
             // ---- samples
-            Guarded(tracker, epoch, "sample grids", () => SampleGrids(tracker, trainer, dataset, splits, epoch, condScale, device));
+            Guarded(tracker, epoch, "sample grids", () => SampleGrids(tracker, trainer, dataset, splits, epoch, condScale, device, LogStep()));
 
             // ---- evaluation
             if (evaluator.HasMetrics && c.Evaluate.NEvaluationSamples > 0)
@@ -246,23 +282,27 @@ public sealed class TrainDecoderLoop
                     var record = new Dictionary<string, object?> { ["Epoch"] = epoch };
                     foreach (var (k, v) in result.Metrics) record[k] = v;
                     foreach (var (k, v) in evaluator.InputNotes) record[k] = v;
-                    tracker.Log(record);
+                    tracker.Log(record, LogStep());
                     foreach (var error in result.Errors) ReportFailure(tracker, epoch, "evaluation", error);
                 });
             }
             if (cancel.IsCancellationRequested)
             {
-                _print($"interrupted after epoch {epoch}'s checkpoint ({Path.Combine(tracker.DataPath, "checkpoint.pth")}); " +
+                tracker.Print($"interrupted after epoch {epoch}'s checkpoint ({Path.Combine(tracker.DataPath, "checkpoint.pth")}); " +
                        "the same command with tracker.log.auto_resume goes on");
                 return false;
             }
             var counts = issues.Snapshot().Where(kv => kv.Value > 0).ToDictionary(kv => $"data {kv.Key}", kv => (object?)kv.Value);
-            if (counts.Count > 0) tracker.Log(counts);
-            _print($"epoch {epoch} done in {clock.Elapsed.TotalSeconds:F0} s: {epochSamples} samples, " +
+            if (counts.Count > 0) tracker.Log(counts, LogStep());
+            tracker.Print($"epoch {epoch} done in {clock.Elapsed.TotalSeconds:F0} s: {epochSamples} samples, " +
                    $"mean validation loss {meanValidation:F5}{(isBest ? " (best)" : "")}");
+            if (stopAfterEpoch) return true;
         }
         return true;
     }
+
+    /// <summary>`--max-steps N` (smoke runs): after N training steps the epoch ends with its validation, checkpoint, samples and evaluation, and the run stops.</summary>
+    public long? MaxSteps { get; init; }
 
     /// <summary>
     /// Sampling and evaluation run after the epoch's checkpoint is written: a failure there (a metric
@@ -283,30 +323,12 @@ public sealed class TrainDecoderLoop
         tracker.Log(new Dictionary<string, object?> { ["Epoch"] = epoch, [$"{char.ToUpperInvariant(phase[0])}{phase[1..]} error"] = cause });
     }
 
-    private string? ResumeSource(TrackerConfig t)
-    {
-        string? auto = t.Log.AutoResume ? RunTracker.LastCheckpoint(Path.GetFullPath(t.DataPath)) : null;
-        if (auto is not null) return auto;
-        if (t.Load is not { LoadFrom: { } from } load || load.OnlyAutoResume) return null;
-        if (from == "local")
-        {
-            if (!File.Exists(load.FilePath)) throw new UserInputException($"tracker.load.file_path {load.FilePath} does not exist");
-            return load.FilePath;
-        }
-        if (from == "url")
-        {
-            var target = Path.Combine(Path.GetFullPath(t.DataPath), "loaded_checkpoint.pth");
-            Directory.CreateDirectory(Path.GetDirectoryName(target)!);
-            _print($"downloading {SafeUrl.Redact(load.Url!)} …");
-            try { HttpStreams.Download(load.Url!, target, _print); }
-            catch (IOException e) when (e is not NetworkException) { throw new UserInputException($"tracker.load.url: {e.Message}", e); }
-            return target;
-        }
-        return null;
-    }
-
+    /// <summary>
+    /// Real and generated images of n examples: one grid PNG under data_path/samples, and to the logger,
+    /// as upstream, one real|generated pair per example in "Train Samples" / "Test Samples" with captions.
+    /// </summary>
     private void SampleGrids(RunTracker tracker, DecoderTrainer trainer, DecoderDataset dataset, ShardSplits splits, int epoch,
-        IReadOnlyList<double> condScale, Device device, string? tag = null)
+        IReadOnlyList<double> condScale, Device device, long step, string? tag = null)
     {
         int n = _config.Train.NSampleImages;
         if (n <= 0) return;
@@ -325,6 +347,10 @@ public sealed class TrainDecoderLoop
                 var path = Path.Combine(tracker.DataPath, "samples", $"epoch{epoch:D3}{tag}_{name}.png");
                 SampleGrid.Save(path, batch.Images, images.cpu());
                 tracker.Print($"sample grid: {path} (top: real, bottom: generated)");
+                if (tracker.Logger is null) continue;
+                string section = name == "train" ? "Train Samples" : "Test Samples", prefix = name == "train" ? "Train: " : "Test: ";
+                var pairs = SampleGrid.SavePairs(Path.Combine(tracker.DataPath, "samples", "pairs", name), batch.Images, images.cpu());
+                tracker.LogImages(section, pairs.Select((p, i) => p with { Caption = prefix + batch.Captions[i] }).ToList(), step);
             }
         }
     }
@@ -346,28 +372,17 @@ public sealed class TrainDecoderLoop
         Checkpoint.Save(checkpoint, trainer, extras);
         tracker.RecordCheckpoint(checkpoint);
         string? modelFile = null;
-        foreach (var saver in _config.Tracker.Save)
+        // The fields upstream formats save paths with: at an epoch's end it passes sample 0 and next_task "sample".
+        var fields = new Dictionary<string, object>
         {
-            string source = checkpoint;
-            if (saver.SaveType == "model")
-                source = modelFile ??= SaveModelFile(tracker, trainer);
-            // The fields upstream formats with: at an epoch's end it passes sample 0 and next_task "sample".
-            var args = new Dictionary<string, object>
-            {
-                ["epoch"] = epoch, ["sample"] = epochEnd ? 0L : sample, ["next_task"] = epochEnd ? "sample" : nextTask,
-                ["samples_seen"] = samplesSeen,
-                ["validation_losses"] = "[" + string.Join(", ",
-                    validation.Select(v => v.ToString("R", System.Globalization.CultureInfo.InvariantCulture))) + "]",
-            };
-            if (saver.SaveLatestTo is { } latest) AtomicFile.Copy(source, Template(latest, args));
-            if (isBest && saver.SaveBestTo is { } best) AtomicFile.Copy(source, Template(best, args));
-            if (saver.SaveMetaTo is { } meta)
-            {
-                var configFile = Path.Combine(tracker.DataPath, "decoder_config.json");
-                if (!File.Exists(configFile)) File.WriteAllText(configFile, ConfigWriter.ToJson(_config));
-                AtomicFile.Copy(configFile, Path.Combine(meta, "decoder_config.json"));   // upstream does not format save_meta_to
-            }
-        }
+            ["epoch"] = epoch, ["sample"] = epochEnd ? 0L : sample, ["next_task"] = epochEnd ? "sample" : nextTask,
+            ["samples_seen"] = samplesSeen,
+            ["validation_losses"] = "[" + string.Join(", ",
+                validation.Select(v => v.ToString("R", System.Globalization.CultureInfo.InvariantCulture))) + "]",
+        };
+        string message = $"{(epochEnd ? $"End of epoch {epoch}" : $"Epoch {epoch}, sample {sample}")}: {samplesSeen:N0} samples seen" +
+                         (validation.Count > 0 ? $", validation loss {validation[^1]:F5}" : "");
+        tracker.Save(checkpoint, () => modelFile ??= SaveModelFile(tracker, trainer), fields, isBest, message);
         tracker.Print($"saved {checkpoint}{(isBest ? " (best)" : "")}");
     }
 
@@ -391,12 +406,5 @@ public sealed class TrainDecoderLoop
         };
         AtomicFile.Write(path, s => TorchSharp.PyBridge.PyTorchPickler.PickleStateDict(s, root, leaveOpen: true));
         return path;
-    }
-
-    /// <summary>A save path from its template, with Python str.format and the fields upstream passes (trainer.save's kwargs).</summary>
-    private static string Template(string template, IReadOnlyDictionary<string, object> args)
-    {
-        try { return Runtime.PythonFormat.Format(template, args); }
-        catch (FormatException e) { throw new UserInputException($"tracker.save path template: {e.Message}", e); }
     }
 }
