@@ -12,6 +12,10 @@ public sealed class TrainDecoderSettings : CommandSettings
     [Description("Decoder training config (DALLE2-pytorch's format).")]
     public string Config { get; set; } = "";
 
+    [CommandOption("--set <PATH=VALUE>")]
+    [Description("Override a config value without editing the file (repeatable): --set train.device=cpu --set decoder.unets[0].dim=32.")]
+    public string[] Set { get; set; } = [];
+
     [CommandOption("--max-steps <N>")]
     [Description("Smoke run: stop after N training steps, then validate, sample, evaluate and save as at an epoch's end.")]
     public long? MaxSteps { get; set; }
@@ -27,9 +31,11 @@ public sealed class TrainDecoderCommand : Command<TrainDecoderSettings>
     public override int Execute(CommandContext context, TrainDecoderSettings settings, CancellationToken cancellationToken) =>
         ExitCodes.Run(() =>
         {
-            var config = ConfigLoader.LoadFile(settings.Config);
+            var config = ConfigLoader.LoadFile(settings.Config, settings.Set);
+            // With overrides the run records the config it used (resolved), not the file as written.
+            string? configFile = settings.Set.Length == 0 ? settings.Config : null;
             return Interruptible.Run(cancellationToken, cancel => LiveProgress.Run(progress =>
-                new TrainDecoderLoop(config, progress) { MaxSteps = settings.MaxSteps }.Run(settings.Config, cancel)));
+                new TrainDecoderLoop(config, progress) { MaxSteps = settings.MaxSteps }.Run(configFile, cancel)));
         });
 }
 

@@ -5,7 +5,8 @@ namespace Dalle2Sharp.Config;
 /// <summary>Reads, binds and validates a decoder training config, reporting every problem at once.</summary>
 public static class ConfigLoader
 {
-    public static TrainDecoderConfig LoadFile(string path)
+    /// <param name="overrides">`--set PATH=VALUE` items applied to the file's JSON before validation (ConfigOverrides).</param>
+    public static TrainDecoderConfig LoadFile(string path, IReadOnlyList<string>? overrides = null)
     {
         string text;
         try { text = File.ReadAllText(path); }
@@ -13,7 +14,7 @@ public static class ConfigLoader
         {
             throw new ConfigException([new ConfigError("", $"cannot read {path}: {e.Message}")]);
         }
-        return Parse(text, path);
+        return Parse(ConfigOverrides.Apply(text, overrides ?? []), path);
     }
 
     /// <summary>Parses JSON text; <paramref name="source"/> names the file in JSON syntax errors.</summary>

@@ -55,7 +55,7 @@ public sealed class Outbox : IDisposable
     private IOutboxSender? _sender;
     private Thread? _thread;
     private long _appended, _delivered, _deliveredOffset;
-    private volatile bool _stopping, _refused;
+    private volatile bool _stopping, _refused, _disposed;
     private string? _lastFailure;
     private DateTime _lastContact = DateTime.UtcNow;
 
@@ -151,12 +151,28 @@ public sealed class Outbox : IDisposable
         return Pending;
     }
 
-    private static readonly JsonSerializerOptions JsonLines = new() { NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals };
+    /// <summary>A diverged loss is journaled as NaN (wandb's history accepts NaN and Infinity).</summary>
+    private static readonly JsonSerializerOptions JsonLines = new()
+    {
+        NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals,
+        TypeInfoResolver = new System.Text.Json.Serialization.Metadata.DefaultJsonTypeInfoResolver(),
+    };
 
     private void Loop()
     {
+        try { Deliver(); }
+        catch (Exception e) when (_disposed) { _ = e; }   // the folder went away with the run: nothing left to send from it
+        catch (Exception e)
+        {
+            _lastFailure = $"{e.GetType().Name}: {e.Message}";
+            _print($"error: {Folder}: delivery stopped ({_lastFailure}); the entries not delivered are kept there");
+        }
+    }
+
+    private void Deliver()
+    {
         int failures = 0;
-        while (true)
+        while (!_disposed)
         {
             if (Pending == 0)
             {
@@ -195,6 +211,19 @@ public sealed class Outbox : IDisposable
         if (entries.Count == 0) return true;
         int delivered;
         try { delivered = _sender!.Deliver(entries); }
+        catch (Exception e) when (e is IOException or HttpRequestException && e is not DeliveryException)
+        {
+            _lastFailure = e.Message;   // a local file or the connection: worth another try
+            return false;
+        }
+        catch (Exception e) when (e is not DeliveryException)
+        {
+            // A bug or a journal entry that cannot be sent: stop delivering, keep everything for `tracker sync`, never crash training.
+            _lastFailure = $"{e.GetType().Name}: {e.Message}";
+            _refused = true;
+            _print($"error: {_sender!.Service}: delivery stopped ({_lastFailure}); {Pending} entries are kept in {Folder}");
+            return false;
+        }
         catch (DeliveryException e)
         {
             _lastFailure = e.Message;
@@ -275,6 +304,7 @@ public sealed class Outbox : IDisposable
 
     public void Dispose()
     {
+        _disposed = true;
         _stopping = true;
         _wake.Set();
         _thread?.Join(TimeSpan.FromSeconds(5));

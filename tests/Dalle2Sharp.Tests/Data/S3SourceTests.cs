@@ -8,7 +8,7 @@ namespace Dalle2Sharp.Tests.Data;
 /// s3:// shards and embedding folders through the AWS SDK against s3rver, a real S3-compatible server
 /// on loopback (signatures checked), and upstream's own `pipe:s3cmd get … -` URL against the same bucket.
 /// </summary>
-[Collection("S3")]
+[Collection("Services")]
 public sealed class S3SourceTests
 {
     private static (TestPaths.TempDir Dir, S3Server Server) DatasetInBucket(int shards, int perShard)

@@ -65,7 +65,7 @@ public sealed class S3Server : IDisposable
         ["AWS_ENDPOINT_URL"] = Endpoint, ["AWS_ACCESS_KEY_ID"] = AccessKey, ["AWS_SECRET_ACCESS_KEY"] = SecretKey, ["AWS_REGION"] = "us-east-1",
     };
 
-    /// <summary>Sets the AWS variables in this test process (S3 tests run in one non-parallel collection).</summary>
+    /// <summary>Sets the AWS variables in this test process (service tests run in the non-parallel "Services" collection).</summary>
     public void ApplyToProcess()
     {
         foreach (var (k, v) in Environment) System.Environment.SetEnvironmentVariable(k, v);
@@ -95,6 +95,3 @@ public sealed class S3Server : IDisposable
         _data.Dispose();
     }
 }
-
-[CollectionDefinition("S3", DisableParallelization = true)]
-public sealed class S3Collection;

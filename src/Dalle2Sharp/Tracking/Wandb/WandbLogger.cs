@@ -66,8 +66,9 @@ public sealed class WandbLogger(WandbRun run) : IRunLogger
 
     private void Flush()
     {
-        if (_row is { Count: > 0 } row) Run.History(row, _rowStep);
+        var row = _row;
         _row = null;
+        if (row is { Count: > 0 }) Run.History(row, _rowStep);
     }
 
     public void LogConsole(string line) => Run.ConsoleLine(line);

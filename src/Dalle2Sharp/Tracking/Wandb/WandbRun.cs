@@ -64,41 +64,50 @@ public sealed class WandbRun : IDisposable
                 ["history_offset"] = 0, ["output_offset"] = 0,
             };
             outbox.Header = header;
+            header = outbox.Header;
             var offline = new WandbRun(settings, entity ?? "", project, runId, outbox, 0, JournalCount(outbox, "history", header),
                 JournalCount(outbox, "output", header));
             print($"wandb: offline (WANDB_MODE={settings.Mode}); the run is kept in {folder}; `dalle2 tracker sync {folder}` uploads it");
             return offline;
         }
 
-        var api = new WandbApi(settings, timeouts);
-        settings.RequireKey();
-        JsonObject? viewer;
-        try { viewer = api.GraphQL("Viewer", Queries.Viewer, new JsonObject())["viewer"] as JsonObject; }
-        catch (DeliveryException e) { throw StartFailure(settings, e); }
-        if (viewer is null) throw new UserInputException($"wandb at {settings.BaseUrl} did not accept the API key (no viewer)");
-
-        // Entries left from an earlier process (an outage, a crash) are delivered first, in order.
-        if (header is { } earlier && outbox.Pending > 0)
-            print($"wandb: {outbox.Pending} entries from an earlier process are queued in {folder}; they are delivered first");
-        Created created;
-        try { created = Upsert(api, entity, project, runId, displayName, config, resume, header); }
-        catch (DeliveryException e) { throw StartFailure(settings, e); }
-        string resolvedEntity = created.Entity;
-        long history = Math.Max(created.HistoryLines, JournalCount(outbox, "history", header));
-        long output = Math.Max(created.OutputLines, JournalCount(outbox, "output", header));
-        outbox.Header = new JsonObject
+        try
         {
-            ["service"] = "wandb", ["base_url"] = settings.BaseUrl, ["entity"] = resolvedEntity, ["project"] = created.Project, ["run_id"] = runId,
-            ["display_name"] = created.DisplayName, ["storage_id"] = created.StorageId, ["config"] = WandbConfig(config), ["created"] = true,
-            ["history_offset"] = header?["history_offset"]?.GetValue<long>() ?? created.HistoryLines,
-            ["output_offset"] = header?["output_offset"]?.GetValue<long>() ?? created.OutputLines,
-            ["summary"] = created.Summary?.DeepClone(),
-        };
-        var run = new WandbRun(settings, resolvedEntity, created.Project, runId, outbox, created.Runtime, history, output);
-        outbox.Start(new WandbSender(api, outbox));
-        print($"wandb: {(created.Resumed ? "resumed" : "created")} run {resolvedEntity}/{created.Project}/{runId} " +
-              $"({created.DisplayName}) at {settings.BaseUrl}");
-        return run;
+            var api = new WandbApi(settings, timeouts);
+            settings.RequireKey();
+            JsonObject? viewer;
+            try { viewer = api.GraphQL("Viewer", Queries.Viewer, new JsonObject())["viewer"] as JsonObject; }
+            catch (DeliveryException e) { throw StartFailure(settings, e); }
+            if (viewer is null) throw new UserInputException($"wandb at {settings.BaseUrl} did not accept the API key (no viewer)");
+
+            // Entries left from an earlier process (an outage, a crash) are delivered first, in order.
+            if (header is { } earlier && outbox.Pending > 0)
+                print($"wandb: {outbox.Pending} entries from an earlier process are queued in {folder}; they are delivered first");
+            Created created;
+            try { created = Upsert(api, entity, project, runId, displayName, config, resume, header); }
+            catch (DeliveryException e) { throw StartFailure(settings, e); }
+            string resolvedEntity = created.Entity;
+            long history = Math.Max(created.HistoryLines, JournalCount(outbox, "history", header));
+            long output = Math.Max(created.OutputLines, JournalCount(outbox, "output", header));
+            outbox.Header = new JsonObject
+            {
+                ["service"] = "wandb", ["base_url"] = settings.BaseUrl, ["entity"] = resolvedEntity, ["project"] = created.Project, ["run_id"] = runId,
+                ["display_name"] = created.DisplayName, ["storage_id"] = created.StorageId, ["config"] = WandbConfig(config), ["created"] = true,
+                ["history_offset"] = header?["history_offset"]?.GetValue<long>() ?? created.HistoryLines,
+                ["output_offset"] = header?["output_offset"]?.GetValue<long>() ?? created.OutputLines,
+                ["summary"] = created.Summary?.DeepClone(),
+            };
+            var run = new WandbRun(settings, resolvedEntity, created.Project, runId, outbox, created.Runtime, history, output);
+            outbox.Start(new WandbSender(api, outbox));
+            print($"wandb: {(created.Resumed ? "resumed" : "created")} run {resolvedEntity}/{created.Project}/{runId} " +
+                  $"({created.DisplayName}) at {settings.BaseUrl}");
+            return run;
+        }
+        catch
+        {
+            outbox.Dispose();
+            throw;
+        }
     }
 
     private static Exception StartFailure(WandbSettings settings, DeliveryException e) => e.Retryable

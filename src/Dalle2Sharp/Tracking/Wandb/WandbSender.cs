@@ -18,6 +18,7 @@ public sealed class WandbSender : IOutboxSender
     {
         (_api, _outbox) = (api, outbox);
         var header = outbox.Header ?? throw new InvalidDataException($"{outbox.Folder}: no {Outbox.HeaderName}");
+        _header = header;
         // The summary holds the latest value of every key: rebuilt from the journal, so a later process continues it.
         _summary = header["summary"]?.DeepClone() as JsonObject ?? [];
         var journal = Path.Combine(outbox.Folder, Outbox.JournalName);
@@ -27,7 +28,8 @@ public sealed class WandbSender : IOutboxSender
                     Merge(e["row"]!.AsObject());
     }
 
-    private JsonObject Header => _outbox.Header!;
+    private JsonObject _header;
+    private JsonObject Header => _header;
     public string Service => $"wandb run {Header["entity"]}/{Header["project"]}/{Header["run_id"]}";
 
     private void Merge(JsonObject row)
@@ -85,7 +87,7 @@ public sealed class WandbSender : IOutboxSender
                 if (historyStart is { } h && h + history.Count != offset) break;
                 historyStart ??= offset;
                 var row = entry["row"]!.AsObject();
-                history.Add(row.ToJsonString());
+                history.Add(ExtendedJson(row));
                 rows.Add(row);
             }
             else if (kind == "output")
@@ -103,7 +105,7 @@ public sealed class WandbSender : IOutboxSender
         if (historyStart is { } hs)
         {
             files["wandb-history.jsonl"] = new JsonObject { ["offset"] = hs, ["content"] = history };
-            files["wandb-summary.json"] = new JsonObject { ["offset"] = 0, ["content"] = new JsonArray(summary.ToJsonString()) };
+            files["wandb-summary.json"] = new JsonObject { ["offset"] = 0, ["content"] = new JsonArray(ExtendedJson(summary)) };
         }
         if (outputStart is { } os) files["output.log"] = new JsonObject { ["offset"] = os, ["content"] = output };
         Stream(new JsonObject { ["files"] = files });
@@ -111,7 +113,20 @@ public sealed class WandbSender : IOutboxSender
         return taken;
     }
 
-    private JsonObject SummaryFile() => new() { ["offset"] = 0, ["content"] = new JsonArray(_summary.ToJsonString()) };
+    private JsonObject SummaryFile() => new() { ["offset"] = 0, ["content"] = new JsonArray(ExtendedJson(_summary)) };
+
+    /// <summary>
+    /// A history or summary line as wandb's core writes it: "extended JSON" with bare NaN, Infinity and
+    /// -Infinity (the journal keeps them as the strings System.Text.Json writes for named float literals).
+    /// </summary>
+    internal static string ExtendedJson(JsonObject row) =>
+        System.Text.RegularExpressions.Regex.Replace(row.ToJsonString(JsonOptions), "(?<=:)\"(NaN|-?Infinity)\"(?=[,}])", "$1");
+
+    private static readonly System.Text.Json.JsonSerializerOptions JsonOptions = new()
+    {
+        NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals,
+        TypeInfoResolver = new System.Text.Json.Serialization.Metadata.DefaultJsonTypeInfoResolver(),
+    };
 
     private string Entity => Header["entity"]!.GetValue<string>();
     private string Project => Header["project"]!.GetValue<string>();
@@ -122,7 +137,7 @@ public sealed class WandbSender : IOutboxSender
     /// <summary>An offline run is created (or resumed) on the server before its first entry is sent.</summary>
     private void EnsureCreated()
     {
-        var header = Header;
+        var header = Header.DeepClone().AsObject();
         if (header["created"]?.GetValue<bool>() == true) return;
         string? entity = header["entity"]?.GetValue<string>() is { Length: > 0 } e ? e : null;
         var config = new JsonObject();
@@ -145,5 +160,6 @@ public sealed class WandbSender : IOutboxSender
         header["display_name"] = created.DisplayName;
         header["created"] = true;
         _outbox.Header = header;
+        _header = header;
     }
 }
