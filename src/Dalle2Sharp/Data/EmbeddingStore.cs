@@ -16,7 +16,7 @@ public sealed class EmbeddingStore
     private readonly string _folder;
     private readonly string _prefix;
     private readonly int _width;
-    private readonly HashSet<long> _shards;
+    private readonly Dictionary<long, string> _shards;
     private readonly ConcurrentDictionary<long, Lazy<NpyArray>> _cache = new();
     private readonly Runtime.IoTimeouts _timeouts;
 
@@ -44,15 +44,18 @@ public sealed class EmbeddingStore
         {
             if (name.StartsWith(_prefix + "_", StringComparison.Ordinal) &&
                 long.TryParse(name[(_prefix.Length + 1)..], NumberStyles.None, CultureInfo.InvariantCulture, out var s))
-                _shards.Add(s);
+                _shards.TryAdd(s, name + ".npy");
         }
     }
 
-    public bool HasShard(long shard) => _shards.Contains(shard);
+    public bool HasShard(long shard) => _shards.ContainsKey(shard);
 
     public string FileFor(long shard)
     {
-        string name = $"{_prefix}_{shard.ToString(CultureInfo.InvariantCulture).PadLeft(_width, '0')}.npy";
+        // The listed name when there is one: shard numbers wider than the padding (end_shard 9999999 with
+        // shard_width 6) give names of mixed widths.
+        string name = _shards.TryGetValue(shard, out var listed) ? listed
+            : $"{_prefix}_{shard.ToString(CultureInfo.InvariantCulture).PadLeft(_width, '0')}.npy";
         return Storage.Combine(_folder, name);
     }
 
