@@ -226,4 +226,33 @@ public sealed class WandbTrackerTests
         Assert.Contains(run.Output, l => l.EndsWith("offline line"));
         Assert.True(run.Complete);
     }
+
+    [Fact]
+    public void AnOfflineRunThatResumedAnOnlineOneSyncsAfterItsLines()
+    {
+        using var server = new WandbServer();
+        using var dir = new TestPaths.TempDir();
+        var checkpoint = dir.File("checkpoint.pth");
+        File.WriteAllBytes(checkpoint, [1, 2, 3]);
+        using (Online(server))
+        using (var tracker = RunTracker.Start(Config(dir.File("run"), autoResume: true), false, _ => { }))
+        {
+            for (int step = 1; step <= 2; step++) tracker.Log(new Dictionary<string, object?> { ["loss"] = step }, step);
+            tracker.RecordCheckpoint(checkpoint);
+            tracker.Finish(0);
+        }
+        using (new EnvScope(EnvScope.Of(server.Environment), new Dictionary<string, string?> { ["WANDB_MODE"] = "offline" }))
+        using (var tracker = RunTracker.Start(Config(dir.File("run"), autoResume: true), true, _ => { }))
+        {
+            for (int step = 3; step <= 4; step++) tracker.Log(new Dictionary<string, object?> { ["loss"] = step }, step);
+            tracker.Finish(0);
+        }
+        using (Online(server))
+        {
+            var result = CliRunner.Run("tracker", "sync", dir.File("run"));
+            Assert.True(result.ExitCode == 0, result.Stdout + result.Stderr);
+        }
+        var run = Assert.Single(server.Runs.Values);
+        Assert.Equal([1L, 2, 3, 4], run.History.Select(h => WandbServer.ParseLine(h)["_step"]!.GetValue<long>()));
+    }
 }

@@ -102,6 +102,8 @@ public sealed class WandbSender : IOutboxSender
         var summary = _summary.DeepClone().AsObject();
         foreach (var row in rows) foreach (var (key, value) in row) summary[key] = value?.DeepClone();
         var files = new JsonObject();
+        historyStart += Shift("history");
+        outputStart += Shift("output");
         if (historyStart is { } hs)
         {
             files["wandb-history.jsonl"] = new JsonObject { ["offset"] = hs, ["content"] = history };
@@ -112,6 +114,9 @@ public sealed class WandbSender : IOutboxSender
         foreach (var row in rows) Merge(row);
         return taken;
     }
+
+    /// <summary>Lines the server had before an offline journal's first line (0 for a new run).</summary>
+    private long Shift(string kind) => long.TryParse(Header[$"{kind}_shift"]?.ToJsonString(), out var shift) ? shift : 0;
 
     private JsonObject SummaryFile() => new() { ["offset"] = 0, ["content"] = new JsonArray(ExtendedJson(_summary)) };
 
@@ -151,9 +156,9 @@ public sealed class WandbSender : IOutboxSender
         }
         catch (Runtime.NetworkException ex) { throw new DeliveryException(ex.Message, retryable: true, ex); }
         catch (UserInputException ex) { throw new DeliveryException(ex.Message, retryable: false, ex); }
-        if (created.HistoryLines > 0 || created.OutputLines > 0)
-            throw new DeliveryException($"wandb run {created.Entity}/{created.Project}/{header["run_id"]} already has lines on the server; " +
-                                        "an offline journal can only create a new run", retryable: false);
+        // An offline run that resumed an existing one continues after the lines the server already has.
+        header["history_shift"] = created.HistoryLines;
+        header["output_shift"] = created.OutputLines;
         header["entity"] = created.Entity;
         header["project"] = created.Project;
         header["storage_id"] = created.StorageId;
