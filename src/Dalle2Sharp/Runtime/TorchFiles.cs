@@ -35,6 +35,65 @@ public static class TorchFiles
         }
     }
 
+    /// <summary>
+    /// The tensors of a TorchScript archive (torch.jit.save: OpenAI's released CLIP .pt files) by their
+    /// attribute paths ("visual.conv1.weight"), read from the archive's data.pkl and data/ entries without a
+    /// TorchScript runtime: modules are pickled as objects whose BUILD state holds their attributes.
+    /// </summary>
+    public static Dictionary<string, Tensor> LoadTorchScriptTensors(string path)
+    {
+        try
+        {
+            using var zip = System.IO.Compression.ZipFile.OpenRead(path);
+            var pickle = zip.Entries.FirstOrDefault(e => e.FullName.EndsWith("/data.pkl", StringComparison.Ordinal) && e.FullName.Count(c => c == '/') == 1)
+                ?? throw new InvalidDataException("no <name>/data.pkl: not a TorchScript archive");
+            string prefix = pickle.FullName[..^"data.pkl".Length];
+            var machine = new PickleMachine(new MemoryStream(ReadEntry(pickle)));
+            var root = machine.Load();
+            foreach (var (key, storage) in machine.Storages)
+            {
+                var entry = zip.GetEntry($"{prefix}data/{key}") ?? throw new InvalidDataException($"storage {key} is missing from the archive");
+                storage.Bytes = ReadEntry(entry);
+            }
+            var tensors = new Dictionary<string, Tensor>();
+            Walk(root, "", tensors, depth: 0);
+            return tensors;
+        }
+        catch (Exception e) when (e is not OutOfMemoryException and not UserInputException)
+        {
+            throw new UserInputException($"{path}: not a readable TorchScript archive ({e.Message})", e);
+        }
+    }
+
+    /// <summary>An archive entry's bytes, its declared size checked (64-bit) before allocating.</summary>
+    private static byte[] ReadEntry(System.IO.Compression.ZipArchiveEntry entry)
+    {
+        if (entry.Length < 0 || entry.Length > Array.MaxLength)
+            throw new InvalidDataException($"{entry.FullName} claims {entry.Length} bytes");
+        var bytes = new byte[entry.Length];
+        using var stream = entry.Open();
+        stream.ReadExactly(bytes);
+        return bytes;
+    }
+
+    /// <summary>Module nesting deeper than this is not a model but a damaged or hostile file.</summary>
+    private const int MaxModuleDepth = 64;
+
+    private static void Walk(object? node, string path, Dictionary<string, Tensor> tensors, int depth)
+    {
+        if (depth > MaxModuleDepth) throw new InvalidDataException($"modules nested deeper than {MaxModuleDepth} at {path}");
+        switch (node)
+        {
+            case PendingTensor tensor:
+                tensors[path] = tensor.Materialize();
+                break;
+            case PyObject { State: IDictionary state }:
+                foreach (DictionaryEntry entry in state)
+                    if (entry.Key is string name) Walk(entry.Value, path.Length == 0 ? name : $"{path}.{name}", tensors, depth + 1);
+                break;
+        }
+    }
+
     /// <summary>torch.save's pre-1.6 stream: magic, protocol, sys info, the object, storage keys, storage bytes.</summary>
     private static class LegacyFormat
     {
@@ -99,8 +158,11 @@ public static class TorchFiles
         }
     }
 
-    /// <summary>An object the machine does not model (kept so the stream can still be walked).</summary>
-    private sealed record PyObject(Global Type, object? Args);
+    /// <summary>An object the machine does not model: its class, arguments and BUILD state (a TorchScript module's attributes).</summary>
+    private sealed record PyObject(Global Type, object? Args)
+    {
+        public object? State { get; set; }
+    }
 
     private sealed class PickleMachine(Stream stream)
     {
@@ -205,7 +267,12 @@ public static class TorchFiles
                     case 0x93: { var name = (string)Pop()!; var module = (string)Pop()!; _stack.Add(new Global(module, name)); break; }
                     case (byte)'R': { var args = (object?[])Pop()!; var callable = (Global)Pop()!; _stack.Add(Call(callable, args)); break; }
                     case 0x81: { var args = (object?[])Pop()!; var type = (Global)Pop()!; _stack.Add(Call(type, args)); break; }
-                    case (byte)'b': Pop(); break;                                         // BUILD: state (e.g. _metadata) not needed
+                    case (byte)'b':                                                        // BUILD: a module's attributes
+                    {
+                        var state = Pop();
+                        if (_stack[^1] is PyObject target) target.State = state;
+                        break;
+                    }
                     case (byte)'Q': _stack.Add(PersistentLoad((object?[])Pop()!)); break; // BINPERSID
                     default: throw new InvalidDataException($"pickle opcode 0x{op:x2} is not used by torch.save state dicts");
                 }
@@ -243,7 +310,8 @@ public static class TorchFiles
         /// <summary>('storage', type, key, location, size, view) → the storage, created on first sight.</summary>
         private StorageView PersistentLoad(object?[] pid)
         {
-            if (pid.Length < 6 || pid[0] as string != "storage" || pid[1] is not Global type)
+            // Legacy files: ('storage', type, key, location, size, view); zip and TorchScript archives: the first five.
+            if (pid.Length < 5 || pid[0] as string != "storage" || pid[1] is not Global type)
                 throw new InvalidDataException("a persistent id that is not a tensor storage (a whole pickled module?)");
             string key = (string)pid[2]!;
             if (!Storages.TryGetValue(key, out var storage))
@@ -265,7 +333,7 @@ public static class TorchFiles
                 Storages[key] = storage = new Storage(dtype, size);
             }
             // A view: (view key, offset in elements, size).
-            return pid[5] is object?[] view ? new StorageView(storage, Integer(view[1])) : new StorageView(storage, 0);
+            return pid.Length > 5 && pid[5] is object?[] view ? new StorageView(storage, Integer(view[1])) : new StorageView(storage, 0);
         }
     }
 }
