@@ -67,7 +67,7 @@ public sealed partial class ClipTokenizer
     public List<int> Encode(string text)
     {
         var ids = new List<int>();
-        text = TextCleaner.Clean(text).ToLowerInvariant();
+        text = TextCleaner.PythonLower(TextCleaner.Clean(text));
         foreach (Match m in Pattern().Matches(text))
         {
             var piece = new StringBuilder();
@@ -79,6 +79,8 @@ public sealed partial class ClipTokenizer
 
     private string[] Bpe(string token) => _cache.GetOrAdd(token, t =>
     {
+        // The special tokens written in a caption stay whole (simple_tokenizer's cache holds them).
+        if (t is "<|startoftext|>" or "<|endoftext|>") return [t];
         var word = t[..^1].Select(c => c.ToString()).Append(t[^1] + "</w>").ToList();
         if (word.Count == 1) return [t + "</w>"];
         while (true)

@@ -23,6 +23,45 @@ public static partial class TextCleaner
         return text.Trim();
     }
 
+    /// <summary>
+    /// Python's str.lower(): Unicode full lower-casing, which differs from .NET's per-character mapping
+    /// for İ (→ "i̇") and a word-final Σ (→ ς).
+    /// </summary>
+    public static string PythonLower(string text)
+    {
+        var sb = new StringBuilder(text.Length);
+        for (int i = 0; i < text.Length; i++)
+        {
+            char c = text[i];
+            if (c == '\u0130') sb.Append("i\u0307");
+            else if (c == '\u03a3') sb.Append(FinalSigma(text, i) ? '\u03c2' : '\u03c3');
+            else if (char.IsSurrogatePair(text, i))
+            {
+                sb.Append(char.ConvertFromUtf32(ToLower(char.ConvertToUtf32(text, i))));
+                i++;
+            }
+            else sb.Append(char.ToLowerInvariant(c));
+        }
+        return sb.ToString();
+    }
+
+    private static int ToLower(int codePoint) =>
+        char.ConvertToUtf32(char.ConvertFromUtf32(codePoint).ToLowerInvariant(), 0);
+
+    /// <summary>Unicode's Final_Sigma: a cased letter before (case-ignorable characters skipped), none after.</summary>
+    private static bool FinalSigma(string text, int at)
+    {
+        static bool Ignorable(char c) => CharUnicodeInfo.GetUnicodeCategory(c) is UnicodeCategory.NonSpacingMark or UnicodeCategory.EnclosingMark
+            or UnicodeCategory.Format or UnicodeCategory.ModifierLetter or UnicodeCategory.ModifierSymbol || c is '\'' or '.' or ':' or '\u00b7';
+        static bool Cased(char c) => char.IsUpper(c) || char.IsLower(c) || CharUnicodeInfo.GetUnicodeCategory(c) == UnicodeCategory.TitlecaseLetter;
+        int before = at - 1;
+        while (before >= 0 && Ignorable(text[before])) before--;
+        if (before < 0 || !Cased(text[before])) return false;
+        int after = at + 1;
+        while (after < text.Length && Ignorable(text[after])) after++;
+        return after >= text.Length || !Cased(text[after]);
+    }
+
     public static string Whitespace(string text) => WhitespaceRun().Replace(text, " ").Trim();
 
     /// <summary>ftfy.fix_text with its default settings, for what CLIP's captions meet.</summary>
