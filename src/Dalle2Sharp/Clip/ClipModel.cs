@@ -219,7 +219,7 @@ public sealed class ClipModel : nn.Module
         positional_embedding = nn.Parameter(zeros(hp.ContextLength, hp.TransformerWidth));
         ln_final = new Fp32LayerNorm(hp.TransformerWidth);
         text_projection = nn.Parameter(zeros(hp.TransformerWidth, hp.EmbedDim));
-        logit_scale = nn.Parameter(ones(1));
+        logit_scale = nn.Parameter(tensor(0f));   // 0-dim, as openai/CLIP's ones([]) * log(1 / 0.07)
         RegisterComponents();
     }
 

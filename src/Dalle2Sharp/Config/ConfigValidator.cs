@@ -21,6 +21,7 @@ public static partial class ConfigValidator
         ValidateEvaluate(config.Evaluate, Err);
         ValidateTracker(config.Tracker, Err);
         ValidateEmbeddingSources(config, Err);
+        ValidateClip(config.Decoder.Clip, Err);
 
         if (config.Train.EpochSamples is null && config.Data.ResampleTrain)
             Err("train.epoch_samples", "required when data.resample_train is true (resampling never ends an epoch by itself)");
@@ -300,6 +301,17 @@ public static partial class ConfigValidator
     {
         ["epoch"] = 0, ["sample"] = 0L, ["next_task"] = "train", ["samples_seen"] = 0L, ["validation_losses"] = "[]",
     };
+
+    /// <summary>CLIP implementations this build has: OpenAI's and open_clip's (vision transformers).</summary>
+    private static void ValidateClip(ClipConfig? clip, Action<string, string> err)
+    {
+        if (clip is null) return;
+        if (clip.Make is "x-clip" or "coca")
+            err("decoder.clip.make", $"{clip.Make} is not supported: use openai (ViT-B/32, ViT-B/16, ViT-L/14, ViT-L/14@336px) or open_clip " +
+                "(a ViT weights file), or precompute embeddings and give data.img_embeddings_url");
+        if (clip.BaseModelKwargs is { Count: > 0 })
+            err("decoder.clip.base_model_kwargs", "not supported: the CLIP architecture is read from its weights (as openai/CLIP's build_model)");
+    }
 
     /// <summary>Upstream's check_has_embeddings: every conditioning signal has exactly one source.</summary>
     private static void ValidateEmbeddingSources(TrainDecoderConfig c, Action<string, string> err)

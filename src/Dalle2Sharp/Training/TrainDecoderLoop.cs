@@ -46,13 +46,12 @@ public sealed class TrainDecoderLoop
     public bool Run(string? configPath = null, CancellationToken cancel = default)
     {
         var c = _config;
-        if (c.Decoder.Clip is { } clip)
-            throw new UserInputException($"decoder.clip: CLIP weights ({clip.Make} {clip.Model}) are not available yet; " +
-                                         "precompute image embeddings (clip-retrieval) and give data.img_embeddings_url instead");
         var device = Devices.Resolve(c.Train.Device);
-        // The metric networks' weights are checked (and fetched when possible) before any work.
+        // The metric networks' weights are checked (and fetched when possible) before any work; so is CLIP.
         var weights = new Evaluation.MetricWeights(c.Evaluate);
         weights.EnsureAvailable(c.Evaluate, _print);
+        using var clip = c.Decoder.Clip is null ? null : Clip.ClipStage.Start(c.Decoder, weights.Folder, device, _print);
+        if (clip is not null) MatchClipWidths(clip.Embedder);
         manual_seed(c.Seed);
 
         string? resumeFrom = CheckpointLoader.Resolve(c.Tracker, _print, c.Data.Timeouts);
@@ -61,7 +60,7 @@ public sealed class TrainDecoderLoop
         int exitCode = ExitFailure;
         try
         {
-            bool completed = Train(tracker, configPath, resumeFrom, device, weights, cancel);
+            bool completed = Train(tracker, configPath, resumeFrom, device, weights, clip, cancel);
             exitCode = completed ? 0 : ExitInterrupted;
             return completed;
         }
@@ -74,8 +73,29 @@ public sealed class TrainDecoderLoop
     /// <summary>The exit codes the run reports to its logger (wandb marks a run failed unless 0).</summary>
     private const int ExitFailure = 1, ExitInterrupted = 130;
 
+    /// <summary>
+    /// The unets' embedding widths from CLIP where the config leaves them out (upstream takes them from the
+    /// adapter); a width that disagrees with CLIP's is an error before any work.
+    /// </summary>
+    private void MatchClipWidths(Clip.ClipEmbedder clip)
+    {
+        for (int i = 0; i < _config.Decoder.Unets.Count; i++)
+        {
+            var u = _config.Decoder.Unets[i];
+            u.ImageEmbedDim ??= clip.EmbedDim;
+            if (u.ImageEmbedDim != clip.EmbedDim)
+                throw new UserInputException($"decoder.unets[{i}].image_embed_dim is {u.ImageEmbedDim}, but decoder.clip's image embeddings " +
+                                             $"are {clip.EmbedDim} wide");
+            if (!u.CondOnTextEncodings) continue;
+            u.TextEmbedDim ??= clip.TextWidth;
+            if (u.TextEmbedDim != clip.TextWidth)
+                throw new UserInputException($"decoder.unets[{i}].text_embed_dim is {u.TextEmbedDim}, but decoder.clip's text encodings " +
+                                             $"are {clip.TextWidth} wide");
+        }
+    }
+
     private bool Train(RunTracker tracker, string? configPath, string? resumeFrom, Device device, Evaluation.MetricWeights weights,
-                       CancellationToken cancel)
+                       Clip.ClipStage? clip, CancellationToken cancel)
     {
         var c = _config;
         if (configPath is null)
@@ -87,7 +107,7 @@ public sealed class TrainDecoderLoop
 
         var splits = ShardSpec.Split(c.Data, c.Seed);
         var issues = new DataIssues(w => tracker.Print($"warning: {w}"));
-        var dataset = new DecoderDataset(c.Data, issues, requireImageEmbedding: !c.Decoder.Unconditional,
+        var dataset = new DecoderDataset(c.Data, issues, requireImageEmbedding: !c.Decoder.Unconditional && clip is null,
             imageEmbedDim: c.Decoder.Unets[0].ImageEmbedDim);
 
         using var decoder = new Decoder(c.Decoder);
@@ -149,11 +169,13 @@ public sealed class TrainDecoderLoop
             epochSamples = lastLogSamples = skip;
             _progress.Phase($"epoch {epoch} train", c.Train.EpochSamples);
             if (skip > 0) _progress.Advance(skip, "resuming");
-            foreach (var batch in loader)
+            foreach (var raw in loader)
             {
-                using (batch)
+                using (raw)
                 {
-                    if (skip > 0) { skip -= batch.Count; continue; }
+                    if (skip > 0) { skip -= raw.Count; continue; }
+                    // decoder.clip: embeddings computed here, per batch, on the training device (disposed with the batch).
+                    using var batch = clip?.Embed(raw) ?? raw;
                     if (cancel.IsCancellationRequested)
                     {
                         Save(tracker, trainer, generator, epoch, epochSamples, "train", validationHistory, samplesSeen, isBest: false);
@@ -193,6 +215,7 @@ public sealed class TrainDecoderLoop
                             record[$"Unet {unet - 1} Training Loss"] = nonZero.Length > 0 ? nonZero.Average() : double.NaN;
                             if (trainer.Ema is { } ema) record[$"Unet {unet - 1} EMA Decay"] = Math.Round(ema[unet - 1].CurrentDecay(), 5);
                         }
+                        if (clip is not null) record["CLIP ms per batch"] = Math.Round(clip.MillisecondsPerBatch, 1);
                         record["Skipped non-finite steps"] = trainer.SkippedNonFinite;
                         record["Data issues"] = issues.Total;
                         tracker.Log(record, LogStep());
@@ -204,7 +227,7 @@ public sealed class TrainDecoderLoop
                         nextSaveAt = samplesSeen + c.Train.SaveEveryNSamples;
                         Save(tracker, trainer, generator, epoch, epochSamples, "train", validationHistory, samplesSeen, isBest: false);
                         Guarded(tracker, epoch, "sample grids",
-                            () => SampleGrids(tracker, trainer, dataset, splits, epoch, condScale, device, LogStep(), tag: $"_samples{samplesSeen}"));
+                            () => SampleGrids(tracker, trainer, dataset, splits, epoch, condScale, device, LogStep(), clip, tag: $"_samples{samplesSeen}"));
                     }
                     step++;
                     if (MaxSteps is { } max && ++stepsThisRun >= max)
@@ -227,7 +250,7 @@ public sealed class TrainDecoderLoop
             var sums = unetNumbers.ToDictionary(u => u, _ => 0.0);
             long valSamples = 0, valBatches = 0;
             var valGenerator = new Generator((ulong)c.Seed + ValidationSeedOffset, device);
-            foreach (var batch in valLoader)
+            foreach (var batch in clip?.Embed(valLoader) ?? valLoader)
             {
                 using (batch)
                 {
@@ -266,7 +289,7 @@ public sealed class TrainDecoderLoop
             }
 
             // ---- samples
-            Guarded(tracker, epoch, "sample grids", () => SampleGrids(tracker, trainer, dataset, splits, epoch, condScale, device, LogStep()));
+            Guarded(tracker, epoch, "sample grids", () => SampleGrids(tracker, trainer, dataset, splits, epoch, condScale, device, LogStep(), clip));
 
             // ---- evaluation
             if (evaluator.HasMetrics && c.Evaluate.NEvaluationSamples > 0)
@@ -278,7 +301,7 @@ public sealed class TrainDecoderLoop
                 });
                 Guarded(tracker, epoch, "evaluation", () =>
                 {
-                    var result = evaluator.Evaluate(trainer, evalLoader, condScale, c.Seed);
+                    var result = evaluator.Evaluate(trainer, clip?.Embed(evalLoader) ?? evalLoader, condScale, c.Seed);
                     var record = new Dictionary<string, object?> { ["Epoch"] = epoch };
                     foreach (var (k, v) in result.Metrics) record[k] = v;
                     foreach (var (k, v) in evaluator.InputNotes) record[k] = v;
@@ -328,7 +351,7 @@ public sealed class TrainDecoderLoop
     /// as upstream, one real|generated pair per example in "Train Samples" / "Test Samples" with captions.
     /// </summary>
     private void SampleGrids(RunTracker tracker, DecoderTrainer trainer, DecoderDataset dataset, ShardSplits splits, int epoch,
-        IReadOnlyList<double> condScale, Device device, long step, string? tag = null)
+        IReadOnlyList<double> condScale, Device device, long step, Clip.ClipStage? clip, string? tag = null)
     {
         int n = _config.Train.NSampleImages;
         if (n <= 0) return;
@@ -337,9 +360,11 @@ public sealed class TrainDecoderLoop
         {
             if (shards.Count == 0) continue;
             using var scope = NewDisposeScope();
-            var batch = new DecoderDataLoader(shards, dataset,
+            var raw = new DecoderDataLoader(shards, dataset,
                 new LoaderOptions { BatchSize = n, NumWorkers = 1, MaxSamples = n, Seed = _config.Seed }).FirstOrDefault();
-            if (batch is null) continue;
+            if (raw is null) continue;
+            using var rawBatch = raw;
+            var batch = clip?.Embed(raw) ?? raw;
             using (batch)
             {
                 var images = trainer.SampleTrained(batch.ImageEmbeddings?.to(device), batch.TextEncodings?.to(device), batch.Images.to(device),

@@ -59,7 +59,8 @@ public class OptionReaderTests
         Assert.True(options.Count > 100, $"walked only {options.Count} options");
         var unread = options
             .Where(o => !ConfigMetadata.IsSection(Nullable.GetUnderlyingType(o.Member.Type) ?? o.Member.Type))
-            .Where(o => !Regex.IsMatch(code, $@"\.{o.Member.Property.Name}\b"))
+            // A property read, not a method of the same name (string.Normalize(…) is not evaluate.*.normalize).
+            .Where(o => !Regex.IsMatch(code, $@"\.{o.Member.Property.Name}\b(?!\s*\()"))
             .Select(o => o.Path).Distinct().ToList();
         var undocumented = unread.Where(p => !NotReadByTheRun.ContainsKey(p)).ToList();
         Assert.True(undocumented.Count == 0, "options with no reader and no documented reason: " + string.Join(", ", undocumented));

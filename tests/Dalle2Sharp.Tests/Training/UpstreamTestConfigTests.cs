@@ -8,11 +8,59 @@ namespace Dalle2Sharp.Tests.Training;
 public class UpstreamTestConfigTests
 {
     [Fact]
-    public void UpstreamTestConfigWithClipIsRefusedNamingTheWeights()
+    public void UpstreamTestConfigWithClipStopsAtStartNamingTheMissingWeightsFile()
     {
-        var config = ConfigLoader.LoadFile(TestPaths.SharedFile("configs", "train_decoder_config.test.json"));
+        using var dir = new TestPaths.TempDir();
+        var json = JsonNode.Parse(File.ReadAllText(TestPaths.SharedFile("configs", "train_decoder_config.test.json")))!;
+        json["evaluate"]!["weights_dir"] = dir.Path;
+        Dalle2Sharp.Tests.Evaluation.MetricWeightFiles.WriteRandom(dir.Path, "vgg");
+        var config = ConfigLoader.Parse(json.ToJsonString());
+        // No ViT-L-14.pt in the weights folder and no network here: a start-up error naming the file and its URL.
+        using var env = new Servers.EnvScope(new Dictionary<string, string?> { ["DALLE2_WEIGHTS_DIR"] = null });
         var e = Assert.Throws<UserInputException>(() => new TrainDecoderLoop(config, _ => { }).Run());
-        Assert.Contains("CLIP weights (openai ViT-L/14) are not available yet", e.Message);
+        Assert.Contains(Path.Combine(dir.Path, "ViT-L-14.pt"), e.Message);
+        Assert.Contains("openaipublic.azureedge.net/clip/models/b8cca3fd41ae0c99ba7e8951adf17d267cdb84cd88be6f7c2e0eca1737a03836/ViT-L-14.pt", e.Message);
+    }
+
+    /// <summary>
+    /// A small CLIP saved under the name of OpenAI's ViT-L/14 file: shape inference makes it a 1-layer,
+    /// 64-wide model whose embeddings are 768 wide, as the test config's unet expects. Seeded normal weights.
+    /// </summary>
+    private static void WriteStandInClip(string path)
+    {
+        var hp = new Dalle2Sharp.Clip.ClipHyperparameters(EmbedDim: 768, ImageResolution: 32, VisionLayers: 1, VisionWidth: 64, VisionPatchSize: 8,
+            ContextLength: 77, VocabSize: 49408, TransformerWidth: 64, TransformerHeads: 1, TransformerLayers: 1);
+        using var model = new Dalle2Sharp.Clip.ClipModel(hp);
+        var generator = new TorchSharp.torch.Generator(7);
+        var sd = new System.Collections.Specialized.OrderedDictionary();
+        foreach (var (key, value) in model.state_dict())
+            sd[key] = key.Contains("ln_") && key.EndsWith("weight") ? TorchSharp.torch.ones_like(value)
+                : TorchSharp.torch.randn(value.shape, generator: generator) * 0.05;
+        TorchSharp.PyBridge.PyTorchPickler.PickleStateDict(path, sd);
+    }
+
+    [Fact]
+    public void UpstreamTestConfigRunsUnchangedWithCLIPEmbeddingImagesOnTheFly()
+    {
+        using var dir = new TestPaths.TempDir();
+        var weights = Directory.CreateDirectory(dir.File("weights")).FullName;
+        WriteStandInClip(Path.Combine(weights, "ViT-L-14.pt"));
+        Dalle2Sharp.Tests.Evaluation.MetricWeightFiles.WriteRandom(weights, "vgg");
+        var work = Directory.CreateDirectory(dir.File("work")).FullName;
+        // The config names its shards test_data/{}.tar, relative to where it runs.
+        Directory.CreateSymbolicLink(Path.Combine(work, "test_data"), TestPaths.SharedFile("data", "upstream-test-shards"));
+        var r = CliRunner.RunWith(work, new Dictionary<string, string> { ["DALLE2_WEIGHTS_DIR"] = weights },
+            "train-decoder", "--config", TestPaths.SharedFile("configs", "train_decoder_config.test.json"));
+        Assert.True(r.ExitCode == 0, r.Stdout + r.Stderr);
+        Assert.Contains("CLIP: openai ViT-L/14 from", r.Stdout);
+        Assert.Matches(@"CLIP ms per batch: \d", r.Stdout);
+        Assert.Contains("epoch 0 done", r.Stdout);
+        Assert.Contains("FID: ", r.Stdout);
+        // CLIP is not part of the decoder's checkpoint (as upstream, which drops it before saving).
+        var checkpoint = Dalle2Sharp.Runtime.TorchFiles.LoadStateDict(Path.Combine(work, "latest.pth"));
+        var model = (System.Collections.IDictionary)checkpoint["model"]!;
+        Assert.DoesNotContain(model.Keys.Cast<string>(), k => k.StartsWith("clip."));
+        Assert.Contains("unets.0.init_conv.convs.0.weight", model.Keys.Cast<string>());
     }
 
     [Fact]
