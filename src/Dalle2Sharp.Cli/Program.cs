@@ -47,6 +47,12 @@ public static class Program
                 config.AddCommand<ConfigReferenceCommand>("reference")
                     .WithDescription("Print the Markdown reference of every config option (the README's).");
             });
+            c.AddBranch("data", data =>
+            {
+                data.SetDescription("Check a dataset before training.");
+                data.AddCommand<DataCheckCommand>("check")
+                    .WithDescription("Read every shard and embedding file the config names; a table and a verdict (exit 1 when training would fail or skip data).");
+            });
             c.AddBranch("tracker", tracker =>
             {
                 tracker.SetDescription("Remote trackers (wandb, Hugging Face Hub).");
