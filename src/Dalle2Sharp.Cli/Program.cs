@@ -31,6 +31,8 @@ public static class Program
                 .WithDescription("Generate the small shapes dataset (first run only) and train on it with configs/quickstart.json.");
             c.AddCommand<SampleCommand>("sample")
                 .WithDescription("Generate images from image embeddings (.npy) with a trained decoder checkpoint.");
+            c.AddCommand<VariationsCommand>("variations")
+                .WithDescription("Variations of images: each embedded with CLIP, then decoded N times (grid of originals and variations).");
             c.AddCommand<EmbedCommand>("embed")
                 .WithDescription("CLIP embeddings of a webdataset (img_emb/, text_emb/) in the layout training reads; resumable per shard.");
             c.AddCommand<EvaluateCommand>("evaluate")

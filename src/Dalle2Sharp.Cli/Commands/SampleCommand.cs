@@ -61,31 +61,42 @@ public sealed class SampleSettings : CommandSettings
     }
 }
 
+/// <summary>A decoder checkpoint opened for sampling: its config (stored, or --config), the decoder with its weights, EMA when present.</summary>
+public static class DecoderCheckpoint
+{
+    public static (TrainDecoderConfig Config, Decoder Decoder, DecoderTrainer Trainer, System.Collections.Hashtable Loaded, bool UseEma) Open(
+        string checkpoint, string? configFile)
+    {
+        if (!File.Exists(checkpoint)) throw new UserInputException($"--checkpoint {checkpoint} does not exist");
+        System.Collections.Hashtable root;
+        try
+        {
+            using var file = File.OpenRead(checkpoint);
+            root = TorchSharp.PyBridge.PyTorchUnpickler.UnpickleStateDict(file, leaveOpen: true, skipTensorRead: true);
+        }
+        catch (Exception e) when (e is not IOException)
+        {
+            throw new UserInputException($"{checkpoint} is not a readable PyTorch checkpoint: {e.Message}", e);
+        }
+        TrainDecoderConfig config = configFile is not null ? ConfigLoader.LoadFile(configFile)
+            : root["config"] is { } stored ? ConfigLoader.Parse(PickleValues.ToJson(stored)!.ToJsonString(), $"{checkpoint} (stored config)")
+            : throw new UserInputException($"{checkpoint} carries no config: give --config");
+        var decoder = new Decoder(config.Decoder);
+        var trainer = new DecoderTrainer(decoder, config.Train);
+        var loaded = Checkpoint.Load(checkpoint, trainer, onlyModel: !root.ContainsKey("ema"));
+        return (config, decoder, trainer, loaded, loaded.ContainsKey("ema") && config.Train.UseEma);
+    }
+}
+
 /// <summary>`dalle2 sample`: images from image embeddings with a trained decoder (EMA weights when the file has them).</summary>
 public sealed class SampleCommand : Command<SampleSettings>
 {
     public override int Execute(CommandContext context, SampleSettings s, CancellationToken cancellationToken) =>
         ExitCodes.Run(() =>
         {
-            if (!File.Exists(s.Checkpoint)) throw new UserInputException($"--checkpoint {s.Checkpoint} does not exist");
-            System.Collections.Hashtable root;
-            try
-            {
-                using var file = File.OpenRead(s.Checkpoint);
-                root = TorchSharp.PyBridge.PyTorchUnpickler.UnpickleStateDict(file, leaveOpen: true, skipTensorRead: true);
-            }
-            catch (Exception e) when (e is not IOException)
-            {
-                throw new UserInputException($"{s.Checkpoint} is not a readable PyTorch checkpoint: {e.Message}", e);
-            }
-            TrainDecoderConfig config = s.Config is not null ? ConfigLoader.LoadFile(s.Config)
-                : root["config"] is { } stored ? ConfigLoader.Parse(PickleValues.ToJson(stored)!.ToJsonString(), $"{s.Checkpoint} (stored config)")
-                : throw new UserInputException($"{s.Checkpoint} carries no config: give --config");
-
-            using var decoder = new Decoder(config.Decoder);
-            using var trainer = new DecoderTrainer(decoder, config.Train);
-            var loaded = Checkpoint.Load(s.Checkpoint, trainer, onlyModel: !root.ContainsKey("ema"));
-            bool useEma = loaded.ContainsKey("ema") && config.Train.UseEma;
+            var (config, decoder, trainer, loaded, useEma) = DecoderCheckpoint.Open(s.Checkpoint, s.Config);
+            using var _decoder = decoder;
+            using var _trainer = trainer;
 
             var rows = Npy.ReadFile(s.ImageEmbeddings);
             if (rows.Shape.Length != 2) throw new UserInputException($"{s.ImageEmbeddings} must be [N, D], is [{string.Join(", ", rows.Shape)}]");
