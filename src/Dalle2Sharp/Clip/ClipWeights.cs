@@ -41,6 +41,9 @@ public static class ClipWeights
         if (File.Exists(path)) return path;
         Directory.CreateDirectory(folder);
         string sha256 = url.Split('/')[^2];
+        // $DALLE2_WEIGHTS_MIRROR: a URL laid out as the weights folder (as for the metric networks), for machines without internet.
+        if (Environment.GetEnvironmentVariable("DALLE2_WEIGHTS_MIRROR") is { Length: > 0 } mirror)
+            url = $"{mirror.TrimEnd('/')}/{Path.GetFileName(path)}";
         print?.Invoke($"CLIP {model}: {path} is missing; downloading {url} …");
         try { HttpStreams.Download(url, path, print, timeouts, sha256); }
         catch (Exception e) when (e is IOException or HttpRequestException)

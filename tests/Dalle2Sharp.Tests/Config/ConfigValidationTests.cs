@@ -12,6 +12,14 @@ public class ConfigValidationTests
     [Fact]
     public void MinimalConfigIsValid() => F().Load();
 
+    [Fact]
+    public void XClipAndCocaAreRefusedAtValidation()
+    {
+        foreach (var make in new[] { "x-clip", "coca" })
+            F().Remove("data.img_embeddings_url").Set("decoder.clip", new JsonObject { ["make"] = make, ["model"] = "ViT-B/32" })
+                .AssertError("decoder.clip.make", "is not supported");
+    }
+
     // required fields
     [Fact] public void UnetDimRequired() => F().Remove("decoder.unets[0].dim").AssertError("decoder.unets[0].dim", "required");
     [Fact] public void UnetDimNullIsRequired() => F().Set("decoder.unets[0].dim", null).AssertError("decoder.unets[0].dim", "required (got null)");

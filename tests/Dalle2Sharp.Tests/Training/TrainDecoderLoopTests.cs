@@ -165,9 +165,11 @@ public class TrainDecoderLoopTests
         using var dir = new TestPaths.TempDir();
         SyntheticShapes.WriteDataset(Path.Combine(dir.Path, "shards"), shards: 5, perShard: 4, size: 16);
         var withClip = TinyRun(dir.Path);
-        withClip.Decoder.Clip = new ClipConfig();
+        withClip.Decoder.Clip = new ClipConfig { Model = dir.File("missing/ViT-L-14.pt") };
+        withClip.Data.ImgEmbeddingsUrl = null;
         var clip = Assert.Throws<UserInputException>(() => new TrainDecoderLoop(withClip, _ => { }).Run());
-        Assert.Contains("CLIP weights", clip.Message);
+        Assert.Contains("nor an existing weights file", clip.Message);
+        Assert.False(Directory.Exists(dir.File("run")));
     }
 
     [Fact]

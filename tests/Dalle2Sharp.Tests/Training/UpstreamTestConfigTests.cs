@@ -5,6 +5,7 @@ using Dalle2Sharp.Training;
 
 namespace Dalle2Sharp.Tests.Training;
 
+[Collection("Services")]   // one test sets DALLE2_WEIGHTS_MIRROR for the process
 public class UpstreamTestConfigTests
 {
     [Fact]
@@ -15,11 +16,15 @@ public class UpstreamTestConfigTests
         json["evaluate"]!["weights_dir"] = dir.Path;
         Dalle2Sharp.Tests.Evaluation.MetricWeightFiles.WriteRandom(dir.Path, "vgg");
         var config = ConfigLoader.Parse(json.ToJsonString());
-        // No ViT-L-14.pt in the weights folder and no network here: a start-up error naming the file and its URL.
-        using var env = new Servers.EnvScope(new Dictionary<string, string?> { ["DALLE2_WEIGHTS_DIR"] = null });
+        // No ViT-L-14.pt in the weights folder and its download fails (a mirror that refuses connections, so that
+        // the test never fetches the real 890 MB file): a start-up error naming the file and the URL.
+        using var env = new Servers.EnvScope(new Dictionary<string, string?>
+            { ["DALLE2_WEIGHTS_DIR"] = null, ["DALLE2_WEIGHTS_MIRROR"] = "http://127.0.0.1:9" });
         var e = Assert.Throws<UserInputException>(() => new TrainDecoderLoop(config, _ => { }).Run());
         Assert.Contains(Path.Combine(dir.Path, "ViT-L-14.pt"), e.Message);
-        Assert.Contains("openaipublic.azureedge.net/clip/models/b8cca3fd41ae0c99ba7e8951adf17d267cdb84cd88be6f7c2e0eca1737a03836/ViT-L-14.pt", e.Message);
+        Assert.Contains("http://127.0.0.1:9/ViT-L-14.pt", e.Message);
+        Assert.Equal("b8cca3fd41ae0c99ba7e8951adf17d267cdb84cd88be6f7c2e0eca1737a03836",
+            Dalle2Sharp.Clip.ClipWeights.OpenAiModels["ViT-L/14"].Split('/')[^2]);
     }
 
     /// <summary>
