@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # dalle2 embed vs openai/CLIP in PyTorch on the same shards, weights (random ViT-B/32) and threads,
 # alternating rounds in one invocation (these 2-core machines swing by ±40 % between runs).
-# Usage: bench/clip-embed-side-by-side.sh DIR [rounds] [batch]   (PYTHONPATH must hold openai/CLIP's source)
+# Usage: CLIP_SRC=<openai/CLIP checkout> bench/clip-embed-side-by-side.sh DIR [rounds] [batch]
+# (Debian's /usr/bin/python3 with python3-torch, python3-torchvision, python3-pil for the upstream side.)
 set -euo pipefail
 dir="${1:?folder for the shards and weights}"; rounds="${2:-3}"; batch="${3:-32}"
 cd "$(dirname "$0")/.."
@@ -10,6 +11,6 @@ bench=(dotnet run -c Release --no-build --project bench/Dalle2Sharp.Bench --)
 export OMP_NUM_THREADS=2
 for r in $(seq "$rounds"); do
   ours=$("${bench[@]}" clip-embed run "$dir" "$batch" | python3 -c 'import json,sys; print(json.load(sys.stdin)["images_per_second"])')
-  theirs=$(python3 bench/clip_embed_upstream.py "$dir" "$batch" | python3 -c 'import json,sys; print(json.load(sys.stdin)["images_per_second"])')
+  theirs=$(/usr/bin/python3 bench/clip_embed_upstream.py "$dir" "$batch" | python3 -c 'import json,sys; print(json.load(sys.stdin)["images_per_second"])')
   echo "round $r: ours $ours images/s, openai/CLIP $theirs images/s, ratio $(python3 -c "print(round($ours/$theirs, 2))")"
 done
