@@ -69,7 +69,8 @@ public static class ClipEmbedBench
         }, new DataIssues(), _ => { });
         return new JsonObject
         {
-            ["images"] = summary.Images, ["seconds"] = Math.Round(summary.Seconds, 2), ["images_per_second"] = Math.Round(summary.Images / summary.Seconds, 2),
+            ["images"] = summary.Images, ["seconds"] = Math.Round(summary.Seconds, 2),
+                ["images_per_second"] = Math.Round(summary.Images / summary.Seconds, 2),
             ["batch"] = batch, ["rss_mb"] = Math.Round(Measure.RssMb()),
         };
     }

@@ -53,7 +53,8 @@ public static class Program
             {
                 data.SetDescription("Check a dataset before training.");
                 data.AddCommand<DataCheckCommand>("check")
-                    .WithDescription("Read every shard and embedding file the config names; a table and a verdict (exit 1 when training would fail or skip data).");
+                    .WithDescription("Read every shard and embedding file the config names; a table and a verdict (exit 1 when training would " +
+                        "fail or skip data).");
             });
             c.AddBranch("tracker", tracker =>
             {

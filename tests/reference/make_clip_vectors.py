@@ -2,7 +2,7 @@
 """Reference vectors for the C# port of OpenAI CLIP, produced by RUNNING openai/CLIP with PyTorch (CPU).
 
 Writes, under tests/Dalle2Sharp.Tests/Clip/Vectors/:
-  * ViT-Tiny.pt               a tiny CLIP model (VisionTransformer image tower) saved the way OpenAI's released
+  * ViT-Tiny.pt.gz            (gzipped) a tiny CLIP model (VisionTransformer image tower) saved the way OpenAI's released
                               .pt files are: a TorchScript archive made with torch.jit.trace_module (methods
                               encode_image, encode_text, forward), top-level buffers input_resolution/
                               context_length/vocab_size, and the weights that clip.model.convert_weights touches
@@ -71,7 +71,9 @@ import sys
 sys.dont_write_bytecode = True
 import hashlib  # noqa: E402
 import json  # noqa: E402
+import gzip  # noqa: E402
 import os  # noqa: E402
+import tempfile  # noqa: E402
 import zipfile  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -326,8 +328,13 @@ def make_models():
         convert_weights(model)  # parameters are shared with the traced module
         sd = traced.state_dict()
         assert sd['visual.conv1.weight'].dtype == torch.float16, 'traced module does not share parameters'
-        path = os.path.join(OUT_DIR, name + '.pt')
+        # The archive itself (27 MB: its float32 token embedding is mostly zeros) stays out of the repository;
+        # the tests read it gzipped (1.7 MB) and unpack it into their output folder.
+        path = os.path.join(tempfile.gettempdir(), name + '.pt')
         torch.jit.save(traced, path)
+        with open(path, 'rb') as f, open(os.path.join(OUT_DIR, name + '.pt.gz'), 'wb') as out:
+            with gzip.GzipFile(filename='', fileobj=out, mode='wb', compresslevel=9, mtime=0) as packed:
+                packed.write(f.read())
 
         # what the C# side must reproduce: openai/CLIP's own loader on the archive
         loaded, preprocess = clip.load(path, device='cpu', jit=False)

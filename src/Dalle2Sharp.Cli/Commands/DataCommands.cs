@@ -28,7 +28,8 @@ public sealed class DataCheckCommand : Command<DataCheckSettings>
             var report = DataCheck.Run(config, s.Decode, _ => { }, cancellationToken);
             var table = new Table().AddColumns("split", "shard", "samples", "embedding rows", "problems");
             foreach (var shard in report.Shards)
-                table.AddRow(shard.Split, Markup.Escape(Runtime.SafeUrl.Redact(shard.Shard.Url)), shard.Samples.ToString(), shard.EmbeddingRows.ToString(),
+                table.AddRow(shard.Split, Markup.Escape(Runtime.SafeUrl.Redact(shard.Shard.Url)), shard.Samples.ToString(),
+                    shard.EmbeddingRows.ToString(),
                     Markup.Escape(shard.Problems.Count == 0 ? "ok" : string.Join("; ", shard.Problems)));
             AnsiConsole.Write(table);
             Console.WriteLine($"usable shards: train {report.UsableBySplit["train"]}, val {report.UsableBySplit["val"]}, " +
@@ -36,7 +37,8 @@ public sealed class DataCheckCommand : Command<DataCheckSettings>
                               "embedding file (training skips them)");
             // Each problem also as one plain line (the table wraps long cells; logs and grep want whole lines).
             foreach (var shard in report.Shards)
-                foreach (var problem in shard.Problems) Console.WriteLine($"problem: {shard.Split} {Runtime.SafeUrl.Redact(shard.Shard.Url)}: {problem}");
+                foreach (var problem in shard.Problems) Console.WriteLine($"problem: {shard.Split} {Runtime.SafeUrl.Redact(shard.Shard.Url)}: " +
+                    $"{problem}");
             foreach (var problem in report.Problems) Console.WriteLine($"problem: {problem}");
             int bad = report.Shards.Count(x => x.Problems.Count > 0);
             Console.WriteLine(report.Ok ? $"verdict: ok ({report.Shards.Count} shard(s) checked{(s.Decode ? ", images decoded" : "")})"

@@ -26,10 +26,12 @@ public sealed class EmbedSettings : CommandSettings
     [CommandOption("--index-width <N>"), Description("Digits at the end of a key that give its row (with --shards; default 4).")]
     public int? IndexWidth { get; set; }
 
-    [CommandOption("--clip <MODEL>"), Description("OpenAI CLIP name (ViT-L/14 …) or a weights file (default: the config's decoder.clip, else ViT-L/14).")]
+    [CommandOption("--clip <MODEL>"), Description("OpenAI CLIP name (ViT-L/14 …) or a weights file (default: the config's decoder.clip, else " +
+        "ViT-L/14).")]
     public string? Clip { get; set; }
 
-    [CommandOption("--weights-dir <DIR>"), Description("Folder of CLIP weight files (default: the config's evaluate.weights_dir, $DALLE2_WEIGHTS_DIR, ~/.cache/dalle2sharp/weights).")]
+    [CommandOption("--weights-dir <DIR>"), Description("Folder of CLIP weight files (default: the config's evaluate.weights_dir, " +
+        "$DALLE2_WEIGHTS_DIR, ~/.cache/dalle2sharp/weights).")]
     public string? WeightsDir { get; set; }
 
     [CommandOption("--out <DIR>"), Description("Output folder: img_emb/, text_emb/, text_encodings/.")]
@@ -78,7 +80,8 @@ public sealed class EmbedCommand : Command<EmbedSettings>
             var issues = new DataIssues(w => Console.Error.WriteLine($"warning: {w}"));
             var options = new EmbedOptions
             {
-                Shards = shards, OutFolder = s.Out, ShardWidth = data?.ShardWidth ?? s.ShardWidth ?? 6, IndexWidth = data?.IndexWidth ?? s.IndexWidth ?? 4,
+                Shards = shards, OutFolder = s.Out, ShardWidth = data?.ShardWidth ?? s.ShardWidth ?? 6, IndexWidth = data?.IndexWidth
+                    ?? s.IndexWidth ?? 4,
                 Text = s.Text, TextEncodings = s.TextEncodings, BatchSize = s.BatchSize, Workers = s.Workers ?? data?.NumWorkers ?? 2,
                 MaxImagePixels = data?.MaxImagePixels ?? DataConfig.DefaultMaxImagePixels, Timeouts = data?.Timeouts ?? Runtime.IoTimeouts.Default,
             };

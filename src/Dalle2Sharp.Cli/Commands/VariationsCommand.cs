@@ -28,7 +28,8 @@ public sealed class VariationsSettings : CommandSettings
     [CommandOption("--config <FILE>"), Description("Training config, for checkpoints that carry none.")]
     public string? Config { get; set; }
 
-    [CommandOption("--clip <MODEL>"), Description("CLIP (OpenAI name or weights file) when the config has no decoder.clip; it must be the one the embeddings came from.")]
+    [CommandOption("--clip <MODEL>"), Description("CLIP (OpenAI name or weights file) when the config has no decoder.clip; it must be the one " +
+        "the embeddings came from.")]
     public string? Clip { get; set; }
 
     [CommandOption("--weights-dir <DIR>"), Description("Folder of CLIP weight files (default: $DALLE2_WEIGHTS_DIR, ~/.cache/dalle2sharp/weights).")]
@@ -53,7 +54,8 @@ public sealed class VariationsSettings : CommandSettings
         string.IsNullOrEmpty(Checkpoint) || Images.Length == 0 || string.IsNullOrEmpty(Out)
             ? Spectre.Console.ValidationResult.Error("--checkpoint, --images and --out are required")
         : N < 1 ? Spectre.Console.ValidationResult.Error("--n must be at least 1")
-        : Sampler is not null && !SamplerSpec.Kinds.Contains(Sampler) ? Spectre.Console.ValidationResult.Error($"--sampler {Sampler} is not one of {string.Join(", ", SamplerSpec.Kinds)}")
+        : Sampler is not null && !SamplerSpec.Kinds.Contains(Sampler)
+            ? Spectre.Console.ValidationResult.Error($"--sampler {Sampler} is not one of {string.Join(", ", SamplerSpec.Kinds)}")
         : Spectre.Console.ValidationResult.Success();
 }
 
@@ -73,11 +75,13 @@ public sealed class VariationsCommand : Command<VariationsSettings>
                 ?? throw new UserInputException("the checkpoint's config has no decoder.clip: give --clip (the CLIP its image embeddings came from)");
             var files = s.Images.SelectMany(i => i.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)).ToList();
             var weightsDir = s.WeightsDir ?? new MetricWeights(config.Evaluate).Folder;
-            using var stage = ClipStage.Start(new DecoderConfig { Clip = clipConfig, Unets = config.Decoder.Unets }, weightsDir, CPU, Console.WriteLine);
+            using var stage = ClipStage.Start(new DecoderConfig { Clip = clipConfig, Unets = config.Decoder.Unets }, weightsDir, CPU,
+                Console.WriteLine);
             var clip = stage.Embedder;
             long width = config.Decoder.Unets[0].ImageEmbedDim ?? clip.EmbedDim;
             if (width != clip.EmbedDim)
-                throw new UserInputException($"CLIP's embeddings are {clip.EmbedDim} wide, the decoder's image_embed_dim is {width}: not the CLIP it was trained with");
+                throw new UserInputException($"CLIP's embeddings are {clip.EmbedDim} wide, the decoder's image_embed_dim is {width}: not the " +
+                    $"CLIP it was trained with");
 
             // CLIP's own preprocessing (bicubic shorter side, centre crop), as `dalle2 embed` uses.
             var preprocessing = new PreprocessingConfig();
@@ -98,8 +102,10 @@ public sealed class VariationsCommand : Command<VariationsSettings>
             Tensor? text = null;
             if (decoder.TextConditioned)
             {
-                var captions = s.Captions?.Split('|') ?? throw new UserInputException("this decoder is conditioned on text: give --captions (one per image, | between)");
-                if (captions.Length != files.Count) throw new UserInputException($"--captions: {captions.Length} caption(s) for {files.Count} image(s)");
+                var captions = s.Captions?.Split('|') ?? throw new UserInputException("this decoder is conditioned on text: give --captions (one " +
+                    "per image, | between)");
+                if (captions.Length != files.Count) throw new UserInputException($"--captions: {captions.Length} caption(s) for {files.Count} " +
+                    $"image(s)");
                 using var tokens = ClipTokenizer.Shared.Tokenize(captions);
                 text = clip.EmbedText(tokens).Encodings.repeat_interleave(s.N, 0);
             }
@@ -108,8 +114,10 @@ public sealed class VariationsCommand : Command<VariationsSettings>
                 var d = decoder.DefaultSampler(u);
                 return new SamplerSpec(s.Sampler ?? d.Kind, s.Steps ?? d.Steps, d.Eta);
             }).ToArray();
-            var scales = s.CondScale is { } cs ? Enumerable.Repeat(cs, decoder.NumUnets).ToArray() : config.Train.CondScale.Expand(decoder.NumUnets).ToArray();
-            var images = trainer.Sample(embeds, text, new SampleOptions { Samplers = samplers, CondScale = scales, Generator = new Generator((ulong)s.Seed) },
+            var scales = s.CondScale is { } cs ? Enumerable.Repeat(cs, decoder.NumUnets).ToArray()
+                : config.Train.CondScale.Expand(decoder.NumUnets).ToArray();
+            var images = trainer.Sample(embeds, text, new SampleOptions { Samplers = samplers, CondScale = scales,
+                Generator = new Generator((ulong)s.Seed) },
                 useEma);
 
             Directory.CreateDirectory(s.Out);
@@ -128,7 +136,8 @@ public sealed class VariationsCommand : Command<VariationsSettings>
                 rows.Add(cat(row.ToArray(), 2));
             }
             Save(Path.Combine(s.Out, "grid.png"), cat(rows.ToArray(), 1));
-            Console.WriteLine($"{files.Count} image(s) × {s.N} variation(s) of {size} px written to {s.Out} (grid.png: each row the original, then its variations)");
+            Console.WriteLine($"{files.Count} image(s) × {s.N} variation(s) of {size} px written to {s.Out} (grid.png: each row the original, " +
+                $"then its variations)");
         });
 
     private static void Save(string path, Tensor image)

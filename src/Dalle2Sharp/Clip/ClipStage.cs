@@ -41,7 +41,8 @@ public sealed class ClipStage : IDisposable
         var model = ClipWeights.Build(path, quickGelu);
         model.to(device);
         var hp = model.Hyperparameters;
-        print($"CLIP: {clip.Make} {clip.Model} from {path} ({hp.ImageResolution} px, embeddings {hp.EmbedDim}, text {hp.TransformerWidth} wide); frozen");
+        print($"CLIP: {clip.Make} {clip.Model} from {path} ({hp.ImageResolution} px, embeddings {hp.EmbedDim}, text {hp.TransformerWidth} wide); " +
+            $"frozen");
         return new ClipStage(new ClipEmbedder(model), device, decoder.Unets.Any(u => u.CondOnTextEncodings));
     }
 

@@ -53,7 +53,8 @@ public sealed partial class ClipTokenizer
     /// </summary>
     private static (string[] VocabOrder, string[] ByValue) ByteAlphabet()
     {
-        var bs = Enumerable.Range('!', '~' - '!' + 1).Concat(Enumerable.Range('¡', '¬' - '¡' + 1)).Concat(Enumerable.Range('®', 'ÿ' - '®' + 1)).ToList();
+        var bs = Enumerable.Range('!', '~' - '!' + 1).Concat(Enumerable.Range('¡', '¬' - '¡' + 1))
+            .Concat(Enumerable.Range('®', 'ÿ' - '®' + 1)).ToList();
         var cs = bs.ToList();
         int n = 0;
         for (int b = 0; b < 256; b++)

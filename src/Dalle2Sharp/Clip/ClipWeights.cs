@@ -65,7 +65,8 @@ public static class ClipWeights
             var table = TorchFiles.LoadStateDict(path);
             tensors = table.Keys.Cast<object>().Where(k => table[k] is Tensor).ToDictionary(k => (string)k, k => (Tensor)table[k]!);
         }
-        return tensors.ToDictionary(kv => kv.Key.StartsWith("module.", StringComparison.Ordinal) ? kv.Key["module.".Length..] : kv.Key, kv => kv.Value);
+        return tensors.ToDictionary(kv => kv.Key.StartsWith("module.", StringComparison.Ordinal) ? kv.Key["module.".Length..] : kv.Key,
+            kv => kv.Value);
     }
 
     /// <summary>A zip whose archive folder has code/ (torch.jit.save) rather than only data.pkl and data/ (torch.save).</summary>

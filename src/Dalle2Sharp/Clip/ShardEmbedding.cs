@@ -96,7 +96,8 @@ public static class ShardEmbedding
                 {
                     if (RowOf(pending[i].Key, o.IndexWidth) is not { } row)
                     {
-                        issues.Report(DataIssueKind.BadKey, shard.Url, pending[i].Key, $"the last {o.IndexWidth} characters of the key are not a row number");
+                        issues.Report(DataIssueKind.BadKey, shard.Url, pending[i].Key,
+                            $"the last {o.IndexWidth} characters of the key are not a row number");
                         continue;
                     }
                     rows[row] = (imageRows.AsSpan(i * clip.EmbedDim, clip.EmbedDim).ToArray(),

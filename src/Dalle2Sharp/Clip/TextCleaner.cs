@@ -154,8 +154,10 @@ public static partial class TextCleaner
     [GeneratedRegex(@"\x1b\[((?:\d|;)*)([a-zA-Z])")]
     private static partial Regex TerminalEscape();
 
-    /// <summary>Runs holding a UTF-8 lead byte misread (Â-ô, or â/ã/ð… ) followed by continuation bytes misread (0x80–0xBF as cp1252/latin-1).</summary>
-    [GeneratedRegex("[\u00C2-\u00F4][\u0080-\u00BF\u0152\u0153\u0160\u0161\u0178\u017D\u017E\u0192\u02C6\u02DC\u2013\u2014\u2018-\u201E\u2020-\u2022\u2026\u2030\u2039\u203A\u20AC\u2122]+")]
+    /// <summary>Runs holding a UTF-8 lead byte misread (Â-ô, or â/ã/ð… ) followed by continuation bytes misread (0x80–0xBF as
+    /// cp1252/latin-1).</summary>
+    [GeneratedRegex("[\u00C2-\u00F4][\u0080-\u00BF\u0152\u0153\u0160\u0161\u0178\u017D\u017E\u0192\u02C6\u02DC\u2013\u2014\u2018-\u201E\u2020-" +
+        "\u2022\u2026\u2030\u2039\u203A\u20AC\u2122]+")]
     private static partial Regex Mojibake();
 
     [GeneratedRegex("[\u0080-\u009f]")]
@@ -173,7 +175,8 @@ public static partial class TextCleaner
     [GeneratedRegex("\r\n|[\r\u2028\u2029\u0085]")]
     private static partial Regex LineBreaks();
 
-    /// <summary>ftfy's remove_control_chars: C0 controls but tab, newline, form feed and CR; DEL; deprecated format characters; BOM; interlinear annotations.</summary>
+    /// <summary>ftfy's remove_control_chars: C0 controls but tab, newline, form feed and CR; DEL; deprecated format characters; BOM; interlinear
+    /// annotations.</summary>
     [GeneratedRegex("[\u0000-\u0008\u000b\u000e-\u001f\u007f\u206a-\u206f\ufeff\ufff9-\ufffc]")]
     private static partial Regex ControlChars();
 }

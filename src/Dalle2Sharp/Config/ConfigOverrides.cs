@@ -35,7 +35,8 @@ public static partial class ConfigOverrides
 
     private static string? Set(JsonNode root, string path, JsonNode? value)
     {
-        var steps = Step().Matches(path).Select(m => m.Groups["key"].Success ? (object)m.Groups["key"].Value : int.Parse(m.Groups["index"].Value)).ToList();
+        var steps = Step().Matches(path).Select(m => m.Groups["key"].Success ? (object)m.Groups["key"].Value
+            : int.Parse(m.Groups["index"].Value)).ToList();
         if (steps.Count == 0 || string.Concat(Step().Matches(path).Select(m => m.Value)).TrimStart('.') != path)
             return "not a path like train.device or decoder.unets[0].dim";
         JsonNode node = root;

@@ -275,7 +275,8 @@ public static partial class ConfigValidator
         {
             if (from == "local" && load.FilePath is null) err("tracker.load.file_path", "required when load_from is local");
             if (from == "url" && load.Url is null) err("tracker.load.url", "required when load_from is url");
-            if (from == "url" && load.Url is { } url && !Uri.TryCreate(url, UriKind.Absolute, out var u) | u?.Scheme is not ("http" or "https" or "s3"))
+            if (from == "url" && load.Url is { } url
+                && !Uri.TryCreate(url, UriKind.Absolute, out var u) | u?.Scheme is not ("http" or "https" or "s3"))
                 err("tracker.load.url", $"must be an http(s) or s3 URL (got \"{load.Url}\")");
             if (from == "wandb" && load.WandbFilePath is null) err("tracker.load.wandb_file_path", "required when load_from is wandb");
         }

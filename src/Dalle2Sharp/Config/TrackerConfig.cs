@@ -103,6 +103,7 @@ public sealed class TrackerSaveConfig : ConfigSection
     [Key("huggingface_repo", "Hugging Face model repository owner/name (created if missing)."), OnlyFor("save_to", "huggingface")]
     public string? HuggingfaceRepo { get; set; }
 
-    [Key("token_path", "File holding the Hugging Face token (else HF_TOKEN, or the token file of `huggingface-cli login`)."), OnlyFor("save_to", "huggingface")]
+    [Key("token_path", "File holding the Hugging Face token (else HF_TOKEN, or the token file of `huggingface-cli login`)."),
+        OnlyFor("save_to", "huggingface")]
     public string? TokenPath { get; set; }
 }

@@ -23,7 +23,8 @@ public sealed record DataCheckReport(IReadOnlyList<ShardCheck> Shards, long Shar
 /// </summary>
 public static class DataCheck
 {
-    /// <summary>Shards opened at most without an embedding folder to narrow the range (a typo in end_shard should not start a day of reading).</summary>
+    /// <summary>Shards opened at most without an embedding folder to narrow the range (a typo in end_shard should not start a day of
+    /// reading).</summary>
     public const int MaxShardsWithoutEmbeddings = 100_000;
 
     public static DataCheckReport Run(TrainDecoderConfig config, bool decode, Action<string> progress, CancellationToken cancel = default)
@@ -61,11 +62,13 @@ public static class DataCheck
             withoutEmbeddings += shards.Count - candidateCount;
         }
         foreach (var (split, count) in usable)
-            if (count == 0) problems.Add($"the {split} split gets no usable shard (seed {config.Seed}, splits {d.Splits.Train}/{d.Splits.Val}/{d.Splits.Test})");
+            if (count == 0) problems.Add($"the {split} split gets no usable shard (seed {config.Seed}, splits " +
+                $"{d.Splits.Train}/{d.Splits.Val}/{d.Splits.Test})");
         return new DataCheckReport(results, withoutEmbeddings, usable, problems);
     }
 
-    /// <summary>The shards of a split that have a file in <paramref name="store"/>, in split order, without walking millions of missing ones slowly.</summary>
+    /// <summary>The shards of a split that have a file in <paramref name="store"/>, in split order, without walking millions of missing ones
+    /// slowly.</summary>
     private static IEnumerable<Shard> EnumerateWith(IReadOnlyList<Shard> shards, EmbeddingStore store)
     {
         for (int i = 0; i < shards.Count; i++)
@@ -134,7 +137,8 @@ public static class DataCheck
                     problems.Add($"{what} embeddings are {array.RowLength} wide, decoder.unets[0].image_embed_dim is {w}");
                 foreach (var key in keys)
                 {
-                    if (!long.TryParse(key[^Math.Min(d.IndexWidth, key.Length)..], NumberStyles.None, CultureInfo.InvariantCulture, out long row)) continue;
+                    if (!long.TryParse(key[^Math.Min(d.IndexWidth, key.Length)..], NumberStyles.None, CultureInfo.InvariantCulture,
+                        out long row)) continue;
                     if (row >= array.Shape[0]) { missingRows++; continue; }
                     if (!array.Row(row).ContainsAnyExcept(0f)) zeroRows++;
                 }
@@ -144,6 +148,7 @@ public static class DataCheck
         if (missingRows > 0) problems.Add($"{missingRows} key(s) have no embedding row (the file is too short)");
         if (zeroRows > 0) problems.Add($"{zeroRows} key(s) have an all-zero embedding row (training skips them)");
         if (opened && keys.Count == 0) problems.Add("no samples");
-        return new ShardCheck(shard, split, opened, keys.Count, badKeys, missingImages, missingCaptions, corrupt, rows, missingRows, zeroRows, problems);
+        return new ShardCheck(shard, split, opened, keys.Count, badKeys, missingImages, missingCaptions, corrupt, rows, missingRows, zeroRows,
+            problems);
     }
 }

@@ -45,7 +45,8 @@ public static class TorchFiles
         try
         {
             using var zip = System.IO.Compression.ZipFile.OpenRead(path);
-            var pickle = zip.Entries.FirstOrDefault(e => e.FullName.EndsWith("/data.pkl", StringComparison.Ordinal) && e.FullName.Count(c => c == '/') == 1)
+            var pickle = zip.Entries.FirstOrDefault(e => e.FullName.EndsWith("/data.pkl", StringComparison.Ordinal)
+                && e.FullName.Count(c => c == '/') == 1)
                 ?? throw new InvalidDataException("no <name>/data.pkl: not a TorchScript archive");
             string prefix = pickle.FullName[..^"data.pkl".Length];
             var machine = new PickleMachine(new MemoryStream(ReadEntry(pickle)));

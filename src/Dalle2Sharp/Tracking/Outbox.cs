@@ -128,7 +128,8 @@ public sealed class Outbox : IDisposable
     [DllImport("libc", SetLastError = true)]
     private static extern int link(string oldpath, string newpath);
 
-    /// <summary>Delivers everything pending on this thread (`tracker sync`); returns false with the reason when the service refused or stayed down.</summary>
+    /// <summary>Delivers everything pending on this thread (`tracker sync`); returns false with the reason when the service refused or stayed
+    /// down.</summary>
     public bool DeliverAll(IOutboxSender sender, int attempts = 5)
     {
         _sender = sender;

@@ -14,7 +14,8 @@ public static class OutboxSync
             .Order(StringComparer.Ordinal).ToList();
     }
 
-    /// <summary>Delivers everything pending in <paramref name="folder"/>; false (with the reason printed) when the service refused or stayed down.</summary>
+    /// <summary>Delivers everything pending in <paramref name="folder"/>; false (with the reason printed) when the service refused or stayed
+    /// down.</summary>
     public static bool Sync(string folder, Action<string> print)
     {
         using var outbox = new Outbox(folder, print);
@@ -43,7 +44,8 @@ public static class OutboxSync
                 string token = HubClient.FindToken(header["token_path"]?.GetValue<string>())
                     ?? throw new UserInputException("huggingface: no token: set HF_TOKEN or log in with `huggingface-cli login`");
                 sender = new HubSender(new HubClient(header["repo"]!.GetValue<string>(), token,
-                    endpoint: Environment.GetEnvironmentVariable("HF_ENDPOINT") is { Length: > 0 } ? null : header["endpoint"]?.GetValue<string>()), outbox);
+                    endpoint: Environment.GetEnvironmentVariable("HF_ENDPOINT") is { Length: > 0 } ? null
+                        : header["endpoint"]?.GetValue<string>()), outbox);
                 break;
             }
             default:

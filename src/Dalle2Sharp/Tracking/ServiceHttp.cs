@@ -19,7 +19,8 @@ public sealed class ServiceHttp(string service, IoTimeouts timeouts)
             { Timeout = Timeout.InfiniteTimeSpan });
 
     private HttpClient Client { get; } = timeouts.Connect == IoTimeouts.Default.Connect ? Shared.Value
-        : new HttpClient(new SocketsHttpHandler { AllowAutoRedirect = false, ConnectTimeout = timeouts.Connect }) { Timeout = Timeout.InfiniteTimeSpan };
+        : new HttpClient(new SocketsHttpHandler { AllowAutoRedirect = false,
+            ConnectTimeout = timeouts.Connect }) { Timeout = Timeout.InfiniteTimeSpan };
 
     public string Service { get; } = service;
     public IoTimeouts Timeouts { get; } = timeouts;
@@ -59,7 +60,8 @@ public sealed class ServiceHttp(string service, IoTimeouts timeouts)
                 catch (IOException e) { failure = e.Message; }
             }
             if (!retryable || !retry || attempt > Timeouts.Retries)
-                throw new DeliveryException($"{Service}: {what} ({request.Method} {url}) failed{(attempt > 1 ? $" after {attempt} attempts" : "")}: {failure}",
+                throw new DeliveryException($"{Service}: {what} ({request.Method} {url}) " +
+                    $"failed{(attempt > 1 ? $" after {attempt} attempts" : "")}: {failure}",
                     retryable);
             var wait = retryAfter ?? TimeSpan.FromMilliseconds(500 * Math.Pow(2, attempt - 1));
             Thread.Sleep(wait < TimeSpan.FromSeconds(30) ? wait : TimeSpan.FromSeconds(30));
@@ -83,8 +85,10 @@ public sealed class ServiceHttp(string service, IoTimeouts timeouts)
     public static JsonObject ReadJson(HttpResponseMessage response, string what)
     {
         string text = response.Content.ReadAsStringAsync().GetAwaiter().GetResult();
-        try { return JsonNode.Parse(text) as JsonObject ?? throw new DeliveryException($"{what}: the answer is not a JSON object", retryable: false); }
-        catch (System.Text.Json.JsonException e) { throw new DeliveryException($"{what}: the answer is not JSON ({e.Message})", retryable: false, e); }
+        try { return JsonNode.Parse(text) as JsonObject ?? throw new DeliveryException($"{what}: the answer is not a JSON object",
+            retryable: false); }
+        catch (System.Text.Json.JsonException e) { throw new DeliveryException($"{what}: the answer is not JSON ({e.Message})", retryable: false,
+            e); }
     }
 
     public static StringContent Json(JsonNode body, string mediaType = "application/json") =>

@@ -180,7 +180,8 @@ public sealed class TrainDecoderLoop
                     {
                         Save(tracker, trainer, generator, epoch, epochSamples, "train", validationHistory, samplesSeen, isBest: false);
                         _progress.EndPhase();
-                        tracker.Print($"interrupted: saved {Path.Combine(tracker.DataPath, "checkpoint.pth")} at epoch {epoch}, sample {epochSamples} " +
+                        tracker.Print($"interrupted: saved {Path.Combine(tracker.DataPath, "checkpoint.pth")} at epoch {epoch}, sample " +
+                            $"{epochSamples} " +
                                $"({samplesSeen} samples seen); the same command with tracker.log.auto_resume resumes exactly here");
                         return false;
                     }
@@ -227,7 +228,8 @@ public sealed class TrainDecoderLoop
                         nextSaveAt = samplesSeen + c.Train.SaveEveryNSamples;
                         Save(tracker, trainer, generator, epoch, epochSamples, "train", validationHistory, samplesSeen, isBest: false);
                         Guarded(tracker, epoch, "sample grids",
-                            () => SampleGrids(tracker, trainer, dataset, splits, epoch, condScale, device, LogStep(), clip, tag: $"_samples{samplesSeen}"));
+                            () => SampleGrids(tracker, trainer, dataset, splits, epoch, condScale, device, LogStep(), clip,
+                                tag: $"_samples{samplesSeen}"));
                     }
                     step++;
                     if (MaxSteps is { } max && ++stepsThisRun >= max)
@@ -324,7 +326,8 @@ public sealed class TrainDecoderLoop
         return true;
     }
 
-    /// <summary>`--max-steps N` (smoke runs): after N training steps the epoch ends with its validation, checkpoint, samples and evaluation, and the run stops.</summary>
+    /// <summary>`--max-steps N` (smoke runs): after N training steps the epoch ends with its validation, checkpoint, samples and evaluation, and
+    /// the run stops.</summary>
     public long? MaxSteps { get; init; }
 
     /// <summary>

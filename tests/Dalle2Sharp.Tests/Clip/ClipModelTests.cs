@@ -14,9 +14,9 @@ namespace Dalle2Sharp.Tests.Clip;
 public sealed class ClipModelTests
 {
     private const double Tolerance = 1e-4;
-    private static readonly string Folder = Path.Combine(TestPaths.RepoRoot, "tests/Dalle2Sharp.Tests/Clip/Vectors");
+    private static readonly string Folder = ClipTestFiles.Vectors;
     private static readonly JsonObject Reference = JsonNode.Parse(File.ReadAllText(Path.Combine(Folder, "clip_reference.json")))!["models"]!["ViT-Tiny"]!.AsObject();
-    private static readonly Lazy<ClipModel> Model = new(() => ClipWeights.Build(Path.Combine(Folder, "ViT-Tiny.pt")));
+    private static readonly Lazy<ClipModel> Model = new(() => ClipWeights.Build(ClipTestFiles.ViTTiny));
 
     private static Tensor Array(JsonNode node) =>
         tensor(node["values"]!.AsArray().Select(v => v!.GetValue<float>()).ToArray(), node["shape"]!.AsArray().Select(v => v!.GetValue<long>()).ToArray());

@@ -9,7 +9,7 @@ namespace Dalle2Sharp.Tests.Clip;
 /// <summary>`dalle2 embed` with the small ViT archive: clip-retrieval's layout, rows aligned to keys, resumable per shard.</summary>
 public sealed class EmbedCommandTests
 {
-    private static readonly string Archive = Path.Combine(TestPaths.RepoRoot, "tests/Dalle2Sharp.Tests/Clip/Vectors/ViT-Tiny.pt");
+    private static string Archive => ClipTestFiles.ViTTiny;
 
     [Fact]
     public void EmbeddingsAreWrittenPerShardAlignedToKeysAndReadByTraining()

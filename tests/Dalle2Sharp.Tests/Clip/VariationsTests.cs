@@ -7,7 +7,7 @@ namespace Dalle2Sharp.Tests.Clip;
 /// <summary>A tiny decoder trained with decoder.clip (the small ViT archive), then `dalle2 variations` of two images.</summary>
 public sealed class VariationsTests
 {
-    private static readonly string Archive = Path.Combine(TestPaths.RepoRoot, "tests/Dalle2Sharp.Tests/Clip/Vectors/ViT-Tiny.pt");
+    private static string Archive => ClipTestFiles.ViTTiny;
 
     [Fact]
     public void ADecoderTrainedWithClipMakesVariationsOfImages()

@@ -52,7 +52,8 @@ public sealed class HubClient
             return FromFile(tokenPath) ?? throw new UserInputException($"tracker.save.token_path {tokenPath} does not exist or is empty");
         string home = Environment.GetFolderPath(Environment.SpecialFolder.UserProfile);
         string hfHome = Environment.GetEnvironmentVariable("HF_HOME") is { Length: > 0 } h ? h
-            : Path.Combine(Environment.GetEnvironmentVariable("XDG_CACHE_HOME") is { Length: > 0 } x ? x : Path.Combine(home, ".cache"), "huggingface");
+            : Path.Combine(Environment.GetEnvironmentVariable("XDG_CACHE_HOME") is { Length: > 0 } x ? x : Path.Combine(home, ".cache"),
+                "huggingface");
         return Clean(Environment.GetEnvironmentVariable("HF_TOKEN")) ?? Clean(Environment.GetEnvironmentVariable("HUGGING_FACE_HUB_TOKEN"))
             ?? FromFile(Environment.GetEnvironmentVariable("HF_TOKEN_PATH") is { Length: > 0 } p ? p : Path.Combine(hfHome, "token"));
     }
@@ -99,7 +100,8 @@ public sealed class HubClient
         {
             string oid = Sha256(localFile);
             UploadLfs(localFile, oid, size);
-            operation = new JsonObject { ["key"] = "lfsFile", ["value"] = new JsonObject { ["path"] = pathInRepo, ["algo"] = "sha256", ["oid"] = oid, ["size"] = size } };
+            operation = new JsonObject { ["key"] = "lfsFile",
+                ["value"] = new JsonObject { ["path"] = pathInRepo, ["algo"] = "sha256", ["oid"] = oid, ["size"] = size } };
         }
         else
             operation = new JsonObject { ["key"] = "file", ["value"] = new JsonObject
@@ -145,7 +147,8 @@ public sealed class HubClient
             UploadMultipart(localFile, oid, size, href, long.Parse(chunkNode.ToString()), headers);
         else
         {
-            using var _ = _http.Send(() => new HttpRequestMessage(HttpMethod.Put, href) { Content = FileRange(localFile, 0, size) }, "LFS upload", size);
+            using var _ = _http.Send(() => new HttpRequestMessage(HttpMethod.Put, href) { Content = FileRange(localFile, 0, size) }, "LFS upload",
+                size);
         }
         if (obj["actions"]?["verify"]?["href"]?.GetValue<string>() is { } verify)
         {

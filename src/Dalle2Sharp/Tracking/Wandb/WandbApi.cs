@@ -87,7 +87,8 @@ public sealed class WandbApi(WandbSettings settings, IoTimeouts? timeouts = null
 
     public void FileStream(string entity, string project, string run, JsonObject body)
     {
-        string url = $"{Settings.BaseUrl}/files/{Uri.EscapeDataString(entity)}/{Uri.EscapeDataString(project)}/{Uri.EscapeDataString(run)}/file_stream";
+        string path = string.Join('/', new[] { entity, project, run }.Select(Uri.EscapeDataString));
+        string url = $"{Settings.BaseUrl}/files/{path}/file_stream";
         using var _ = _http.Send(() =>
         {
             var request = new HttpRequestMessage(HttpMethod.Post, url) { Content = ServiceHttp.Json(body) };
@@ -103,7 +104,8 @@ public sealed class WandbApi(WandbSettings settings, IoTimeouts? timeouts = null
             new JsonObject { ["entity"] = entity, ["project"] = project, ["run"] = run, ["files"] = new JsonArray(name) });
         var created = data["createRunFiles"] ?? throw new DeliveryException("wandb CreateRunFiles: no createRunFiles in the answer", false);
         string? uploadUrl = (created["files"] as JsonArray)?.FirstOrDefault(f => f?["name"]?.ToString() == name)?["uploadUrl"]?.ToString();
-        if (uploadUrl is null) throw new DeliveryException($"wandb CreateRunFiles: no upload URL for {name} (run {entity}/{project}/{run} not accessible?)", false);
+        if (uploadUrl is null) throw new DeliveryException($"wandb CreateRunFiles: no upload URL for {name} (run {entity}/{project}/{run} not " +
+            $"accessible?)", false);
         var headers = (created["uploadHeaders"] as JsonArray ?? []).Select(h => h!.ToString()).Where(h => h.Contains(':'))
             .Select(h => (Key: h[..h.IndexOf(':')].Trim(), Value: h[(h.IndexOf(':') + 1)..].Trim())).ToList();
         long size = new FileInfo(localFile).Length;
@@ -126,7 +128,8 @@ public sealed class WandbApi(WandbSettings settings, IoTimeouts? timeouts = null
         {
             ["project"] = project, ["entity"] = entity, ["name"] = run, ["fileNames"] = new JsonArray(name), ["upload"] = false,
         });
-        var runNode = data["project"]?["run"] ?? throw new UserInputException($"wandb run {entity}/{project}/{run} does not exist or is not accessible");
+        var runNode = data["project"]?["run"] ?? throw new UserInputException($"wandb run {entity}/{project}/{run} does not exist or is not " +
+            $"accessible");
         var node = (runNode["files"]?["edges"] as JsonArray)?.Select(e => e?["node"]).FirstOrDefault(n => n?["name"]?.ToString() == name);
         if (node is null || node["md5"]?.ToString() == "0" || node["url"] is null)
             throw new UserInputException($"wandb run {entity}/{project}/{run} has no file {name}");

@@ -91,7 +91,8 @@ public sealed class WandbRun : IDisposable
             long output = Math.Max(created.OutputLines, JournalCount(outbox, "output", header));
             outbox.Header = new JsonObject
             {
-                ["service"] = "wandb", ["base_url"] = settings.BaseUrl, ["entity"] = resolvedEntity, ["project"] = created.Project, ["run_id"] = runId,
+                ["service"] = "wandb", ["base_url"] = settings.BaseUrl, ["entity"] = resolvedEntity, ["project"] = created.Project,
+                    ["run_id"] = runId,
                 ["display_name"] = created.DisplayName, ["storage_id"] = created.StorageId, ["config"] = WandbConfig(config), ["created"] = true,
                 ["history_offset"] = header?["history_offset"]?.GetValue<long>() ?? created.HistoryLines,
                 ["output_offset"] = header?["output_offset"]?.GetValue<long>() ?? created.OutputLines,
@@ -209,7 +210,8 @@ public sealed class WandbRun : IDisposable
     public void ConsoleLine(string line, bool error = false)
     {
         string ts = DateTime.UtcNow.ToString("yyyy-MM-ddTHH:mm:ss.ffffff", CultureInfo.InvariantCulture);
-        lock (_lock) Outbox.Append(new JsonObject { ["kind"] = "output", ["offset"] = _outputOffset++, ["line"] = $"{(error ? "ERROR " : "")}{ts} {line}" });
+        lock (_lock) Outbox.Append(new JsonObject { ["kind"] = "output", ["offset"] = _outputOffset++,
+            ["line"] = $"{(error ? "ERROR " : "")}{ts} {line}" });
     }
 
     /// <summary>Queues a file for the run under <paramref name="name"/> (a run-relative path), snapshotted now.</summary>
