@@ -84,11 +84,7 @@ public sealed class VariationsCommand : Command<VariationsSettings>
                     $"CLIP it was trained with");
 
             // CLIP's own preprocessing (bicubic shorter side, centre crop), as `dalle2 embed` uses.
-            var preprocessing = new PreprocessingConfig();
-            preprocessing.Steps.Add(new ResizeConfig { Size = clip.ImageSize, Interpolation = "bicubic" });
-            preprocessing.Steps.Add(new CenterCropConfig { Size = clip.ImageSize });
-            preprocessing.Steps.Add(new ToTensorConfig());
-            var transforms = new ImageTransforms(preprocessing);
+            var transforms = new ImageTransforms(clip.Preprocessing());
             var originals = stack(files.Select(f =>
             {
                 if (!File.Exists(f)) throw new UserInputException($"--images: {f} does not exist");

@@ -16,6 +16,16 @@ public sealed class ClipEmbedder : IDisposable
 
     public ClipModel Model { get; }
 
+    /// <summary>CLIP's own image preprocessing (clip.py _transform): bicubic resize of the shorter side, centre crop, to tensor.</summary>
+    public Config.PreprocessingConfig Preprocessing()
+    {
+        var p = new Config.PreprocessingConfig();
+        p.Steps.Add(new Config.ResizeConfig { Size = ImageSize, Interpolation = "bicubic" });
+        p.Steps.Add(new Config.CenterCropConfig { Size = ImageSize });
+        p.Steps.Add(new Config.ToTensorConfig());
+        return p;
+    }
+
     public ClipEmbedder(ClipModel model) => Model = model;
 
     /// <summary>CLIP's input resolution (the adapter's image_size).</summary>

@@ -50,11 +50,7 @@ public static class ShardEmbedding
 
     public static Summary Run(ClipEmbedder clip, EmbedOptions o, DataIssues issues, Action<string> print, CancellationToken cancel = default)
     {
-        int size = clip.ImageSize;
-        var preprocessing = new PreprocessingConfig();
-        preprocessing.Steps.Add(new ResizeConfig { Size = size, Interpolation = "bicubic" });
-        preprocessing.Steps.Add(new CenterCropConfig { Size = size });
-        preprocessing.Steps.Add(new ToTensorConfig());
+        var preprocessing = clip.Preprocessing();
         var data = new DataConfig
         {
             WebdatasetBaseUrl = "unused", IndexWidth = o.IndexWidth, ShardWidth = o.ShardWidth, Preprocessing = preprocessing,
@@ -94,7 +90,7 @@ public static class ShardEmbedding
                 }
                 for (int i = 0; i < pending.Count; i++)
                 {
-                    if (RowOf(pending[i].Key, o.IndexWidth) is not { } row)
+                    if (!ShardSpec.TryRowIndex(pending[i].Key, o.IndexWidth, out long row))
                     {
                         issues.Report(DataIssueKind.BadKey, shard.Url, pending[i].Key,
                             $"the last {o.IndexWidth} characters of the key are not a row number");
@@ -128,14 +124,6 @@ public static class ShardEmbedding
                   $"{Interlocked.Read(ref images) / clock.Elapsed.TotalSeconds:F1} images/s overall");
         });
         return new Summary(done, skipped, images, clock.Elapsed.TotalSeconds);
-    }
-
-    /// <summary>The row a key's embedding goes to: its last index_width digits, as the training reader reads them.</summary>
-    private static long? RowOf(string key, int indexWidth)
-    {
-        string name = key[(key.LastIndexOf('/') + 1)..];
-        string digits = name.Length > indexWidth ? name[^indexWidth..] : name;
-        return long.TryParse(digits, NumberStyles.None, CultureInfo.InvariantCulture, out long row) ? row : null;
     }
 
     /// <summary>Rows in key order, zeros where a key is missing, float16, written atomically.</summary>

@@ -137,8 +137,7 @@ public static class DataCheck
                     problems.Add($"{what} embeddings are {array.RowLength} wide, decoder.unets[0].image_embed_dim is {w}");
                 foreach (var key in keys)
                 {
-                    if (!long.TryParse(key[^Math.Min(d.IndexWidth, key.Length)..], NumberStyles.None, CultureInfo.InvariantCulture,
-                        out long row)) continue;
+                    if (!ShardSpec.TryRowIndex(key, d.IndexWidth, out long row)) continue;
                     if (row >= array.Shape[0]) { missingRows++; continue; }
                     if (!array.Row(row).ContainsAnyExcept(0f)) zeroRows++;
                 }

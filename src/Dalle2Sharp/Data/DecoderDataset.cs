@@ -99,7 +99,7 @@ public sealed class DecoderDataset
         NpyArray? textEncoding = null;
         if (imageRows is not null || textRows is not null)
         {
-            if (!TryRowIndex(raw.Key, out long row))
+            if (!ShardSpec.TryRowIndex(raw.Key, _config.IndexWidth, out long row))
             {
                 Issues.Report(DataIssueKind.BadKey, shard.Url, raw.Key, $"the last {_config.IndexWidth} characters of the key are not a row number");
                 return null;
@@ -149,13 +149,6 @@ public sealed class DecoderDataset
         }
         string caption = Encoding.UTF8.GetString(captionBytes).Trim();
         return new DecoderSample(image, imageEmbedding, textEncoding, caption, raw.Key, shard.Number);
-    }
-
-    private bool TryRowIndex(string key, out long row)
-    {
-        string name = key[(key.LastIndexOf('/') + 1)..];
-        string digits = name.Length > _config.IndexWidth ? name[^_config.IndexWidth..] : name;
-        return long.TryParse(digits, NumberStyles.None, CultureInfo.InvariantCulture, out row);
     }
 
     private float[]? Row(NpyArray rows, long row, Shard shard, string key, string what)

@@ -73,6 +73,17 @@ public static partial class ShardSpec
         System.Collections.IEnumerator System.Collections.IEnumerable.GetEnumerator() => GetEnumerator();
     }
 
+    /// <summary>
+    /// The embedding row of a sample: the last <paramref name="indexWidth"/> digits of its key (img2dataset's
+    /// index within the shard), as upstream's embedding reader and `dalle2 embed` use them.
+    /// </summary>
+    public static bool TryRowIndex(string key, int indexWidth, out long row)
+    {
+        string name = key[(key.LastIndexOf('/') + 1)..];
+        string digits = name.Length > indexWidth ? name[^indexWidth..] : name;
+        return long.TryParse(digits, NumberStyles.None, CultureInfo.InvariantCulture, out row);
+    }
+
     [GeneratedRegex(@"\{(\d+)\.\.(\d+)\}")]
     private static partial Regex BraceRange();
 }

@@ -13,14 +13,16 @@ namespace Dalle2Sharp.Tracking;
 /// </summary>
 public sealed class ServiceHttp(string service, IoTimeouts timeouts)
 {
-    private static readonly Lazy<HttpClient> Shared = new(() =>
-        new HttpClient(new SocketsHttpHandler { AllowAutoRedirect = false, ConnectTimeout = IoTimeouts.Default.Connect,
-                                                PooledConnectionLifetime = TimeSpan.FromMinutes(5) })
-            { Timeout = Timeout.InfiniteTimeSpan });
+    /// <summary>The largest reply read into memory: API answers are kilobytes; a larger one is an error, not an allocation.</summary>
+    public const long MaxReplyBytes = 16L << 20;
 
-    private HttpClient Client { get; } = timeouts.Connect == IoTimeouts.Default.Connect ? Shared.Value
-        : new HttpClient(new SocketsHttpHandler { AllowAutoRedirect = false,
-            ConnectTimeout = timeouts.Connect }) { Timeout = Timeout.InfiniteTimeSpan };
+    private static HttpClient NewClient(TimeSpan connect) =>
+        new(new SocketsHttpHandler { AllowAutoRedirect = false, ConnectTimeout = connect, PooledConnectionLifetime = TimeSpan.FromMinutes(5) })
+            { Timeout = Timeout.InfiniteTimeSpan, MaxResponseContentBufferSize = MaxReplyBytes };
+
+    private static readonly Lazy<HttpClient> Shared = new(() => NewClient(IoTimeouts.Default.Connect));
+
+    private HttpClient Client { get; } = timeouts.Connect == IoTimeouts.Default.Connect ? Shared.Value : NewClient(timeouts.Connect);
 
     public string Service { get; } = service;
     public IoTimeouts Timeouts { get; } = timeouts;

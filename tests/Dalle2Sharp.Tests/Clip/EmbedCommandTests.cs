@@ -33,11 +33,7 @@ public sealed class EmbedCommandTests
         // adapter's embedding of that image, stored as float16.
         using var model = ClipWeights.Build(Archive);
         var embedder = new ClipEmbedder(model);
-        var p = new PreprocessingConfig();
-        p.Steps.Add(new ResizeConfig { Size = 32, Interpolation = "bicubic" });
-        p.Steps.Add(new CenterCropConfig { Size = 32 });
-        p.Steps.Add(new ToTensorConfig());
-        using var image = new ImageTransforms(p).Apply(ShardBuilder.Jpeg(1 * 100 + 3));
+        using var image = new ImageTransforms(embedder.Preprocessing()).Apply(ShardBuilder.Jpeg(1 * 100 + 3));
         var expected = embedder.EmbedImage(image.unsqueeze(0)).data<float>().ToArray();
         var stored = images.Row(3).ToArray();
         Assert.All(expected.Zip(stored), x => Assert.True(Math.Abs(x.First - x.Second) < 2e-3, $"{x.First} vs {x.Second}"));

@@ -33,6 +33,9 @@ public sealed class HubClient
     public string Endpoint { get; }
     public string RepoId { get; }
 
+    /// <summary>Files sent inline (base64 in the commit) are small on the Hub (its docs: LFS above 10 MB); a bound, not a read of any size.</summary>
+    public const long MaxInlineBytes = 10L << 20;
+
     /// <summary>The given endpoint, else HF_ENDPOINT, else https://huggingface.co; without a trailing slash.</summary>
     public static string ResolveEndpoint(string? endpoint = null)
     {
@@ -94,6 +97,9 @@ public sealed class HubClient
         })), "preupload");
         var mode = (ServiceHttp.ReadJson(pre, "preupload")["files"] as JsonArray)?.FirstOrDefault(f => f?["path"]?.ToString() == pathInRepo);
         bool lfs = size > 0 && mode?["uploadMode"]?.GetValue<string>() == "lfs";
+        if (!lfs && size > MaxInlineBytes)
+            throw new DeliveryException($"preupload: the Hub asks for {pathInRepo} ({size:N0} bytes) inline; files over " +
+                                        $"{MaxInlineBytes:N0} bytes go through LFS", retryable: false);
 
         JsonObject operation;
         if (lfs)
