@@ -28,6 +28,7 @@ public static class NativeSetup
     /// <summary>Idempotent; call it first thing in a process that uses TorchSharp before touching this assembly.</summary>
     public static void Configure()
     {
+        ScalarGuard.Install();
         // Numbers, dates and paths format the same whatever the user's locale (logs, templates, JSON); ICU
         // stays loaded for what needs Unicode data (CLIP's caption normalisation: NFC, NFKC).
         System.Globalization.CultureInfo.DefaultThreadCurrentCulture = System.Globalization.CultureInfo.InvariantCulture;
