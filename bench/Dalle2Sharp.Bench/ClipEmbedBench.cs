@@ -62,6 +62,7 @@ public static class ClipEmbedBench
         if (Directory.Exists(outDir)) Directory.Delete(outDir, true);   // ours: written by the previous round of this benchmark
         using var model = ClipWeights.Build(Path.Combine(dir, "ViT-B-32-random.pt"));
         var embedder = new ClipEmbedder(model);
+        double loadedPeak = Measure.PeakRssMb();
         var shards = ShardSpec.Urls(Path.Combine(dir, "shards", "{}.tar"), 0, Shards - 1, 5);
         var summary = ShardEmbedding.Run(embedder, new EmbedOptions
         {
@@ -71,7 +72,7 @@ public static class ClipEmbedBench
         {
             ["images"] = summary.Images, ["seconds"] = Math.Round(summary.Seconds, 2),
                 ["images_per_second"] = Math.Round(summary.Images / summary.Seconds, 2),
-            ["batch"] = batch, ["rss_mb"] = Math.Round(Measure.RssMb()),
+            ["batch"] = batch, ["rss_mb"] = Math.Round(Measure.PeakRssMb()), ["rss_after_load_mb"] = Math.Round(loadedPeak),
         };
     }
 }

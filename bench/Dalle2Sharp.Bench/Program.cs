@@ -49,5 +49,12 @@ namespace Dalle2Sharp.Bench
         }
 
         public static double RssMb() => Process.GetCurrentProcess().WorkingSet64 / 1048576.0;
+
+        /// <summary>Peak resident set (VmHWM), as Python's ru_maxrss reports it.</summary>
+        public static double PeakRssMb()
+        {
+            var line = File.ReadLines("/proc/self/status").FirstOrDefault(l => l.StartsWith("VmHWM:", StringComparison.Ordinal));
+            return line is null ? double.NaN : long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]) / 1024.0;
+        }
     }
 }
