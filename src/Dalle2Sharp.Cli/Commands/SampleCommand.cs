@@ -145,18 +145,7 @@ public sealed class SampleCommand : Command<SampleSettings>
                 start = LoadImages(s.LowresImages, rows.Shape[0], decoder.ImageSizes[first - 2]);
             }
             else if (s.LowresImages is not null) throw new UserInputException("--lowres-images is only used when --unets starts after unet 1");
-            var samplers = Enumerable.Range(1, decoder.NumUnets).Select(u =>
-            {
-                var d = decoder.DefaultSampler(u);
-                var kind = s.Sampler ?? d.Kind;
-                int? steps = s.Steps ?? d.Steps;
-                if (steps is { } n && kind != "ddpm" && n > config.Decoder.Timesteps && u >= first && u <= last)
-                    throw new UserInputException($"--steps {n}: {kind} takes at most timesteps ({config.Decoder.Timesteps}) steps");
-                return new SamplerSpec(kind, steps, d.Eta);
-            }).ToArray();
-            var scales = s.CondScale is { } cs
-                ? Enumerable.Repeat(cs, decoder.NumUnets).ToArray()
-                : config.Train.CondScale.Expand(decoder.NumUnets).ToArray();
+            var (samplers, scales) = SamplingChoices.Build(decoder, config, s.Sampler, s.Steps, s.CondScale, first, last);
             var clock = System.Diagnostics.Stopwatch.StartNew();
             var images = trainer.Sample(embeds, text, new SampleOptions
             {
@@ -204,5 +193,27 @@ public sealed class SampleCommand : Command<SampleSettings>
             return nn.functional.interpolate(pixels.unsqueeze(0), size: [size, size], mode: InterpolationMode.Nearest).squeeze(0);
         }).ToArray();
         return stack(images);
+    }
+}
+
+/// <summary>The sampler and guidance scale per unet from the command line, else the config's: shared by sample and variations.</summary>
+internal static class SamplingChoices
+{
+    public static (SamplerSpec[] Samplers, double[] CondScales) Build(Decoder decoder, TrainDecoderConfig config, string? sampler, int? steps,
+                                                                     double? condScale, int firstUnet, int lastUnet)
+    {
+        var samplers = Enumerable.Range(1, decoder.NumUnets).Select(u =>
+        {
+            var d = decoder.DefaultSampler(u);
+            var kind = sampler ?? d.Kind;
+            int? n = steps ?? d.Steps;
+            if (n is { } count && kind != "ddpm" && count > config.Decoder.Timesteps && u >= firstUnet && u <= lastUnet)
+                throw new UserInputException($"--steps {count}: {kind} takes at most timesteps ({config.Decoder.Timesteps}) steps");
+            return new SamplerSpec(kind, n, d.Eta);
+        }).ToArray();
+        var scales = condScale is { } cs
+            ? Enumerable.Repeat(cs, decoder.NumUnets).ToArray()
+            : config.Train.CondScale.Expand(decoder.NumUnets).ToArray();
+        return (samplers, scales);
     }
 }

@@ -54,6 +54,7 @@ public sealed class VariationsSettings : CommandSettings
         string.IsNullOrEmpty(Checkpoint) || Images.Length == 0 || string.IsNullOrEmpty(Out)
             ? Spectre.Console.ValidationResult.Error("--checkpoint, --images and --out are required")
         : N < 1 ? Spectre.Console.ValidationResult.Error("--n must be at least 1")
+        : Steps is < 1 ? Spectre.Console.ValidationResult.Error($"--steps must be at least 1, got {Steps}")
         : Sampler is not null && !SamplerSpec.Kinds.Contains(Sampler)
             ? Spectre.Console.ValidationResult.Error($"--sampler {Sampler} is not one of {string.Join(", ", SamplerSpec.Kinds)}")
         : Spectre.Console.ValidationResult.Success();
@@ -105,13 +106,7 @@ public sealed class VariationsCommand : Command<VariationsSettings>
                 using var tokens = ClipTokenizer.Shared.Tokenize(captions);
                 text = clip.EmbedText(tokens).Encodings.repeat_interleave(s.N, 0);
             }
-            var samplers = Enumerable.Range(1, decoder.NumUnets).Select(u =>
-            {
-                var d = decoder.DefaultSampler(u);
-                return new SamplerSpec(s.Sampler ?? d.Kind, s.Steps ?? d.Steps, d.Eta);
-            }).ToArray();
-            var scales = s.CondScale is { } cs ? Enumerable.Repeat(cs, decoder.NumUnets).ToArray()
-                : config.Train.CondScale.Expand(decoder.NumUnets).ToArray();
+            var (samplers, scales) = SamplingChoices.Build(decoder, config, s.Sampler, s.Steps, s.CondScale, 1, decoder.NumUnets);
             var images = trainer.Sample(embeds, text, new SampleOptions { Samplers = samplers, CondScale = scales,
                 Generator = new Generator((ulong)s.Seed) },
                 useEma);

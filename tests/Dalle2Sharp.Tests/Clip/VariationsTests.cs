@@ -49,5 +49,19 @@ public sealed class VariationsTests
         var first = File.ReadAllBytes(dir.File("out/000_00.png"));
         Assert.NotEqual(first, File.ReadAllBytes(dir.File("out/000_01.png")));   // different noise, different images
         Assert.True(File.Exists(dir.File("out/001_02.png")));
+
+        // The sampler options are checked as `dalle2 sample` checks them: exit 2 with the reason, before any work.
+        foreach (var (args, message) in new (string[], string)[]
+        {
+            (["--steps", "0"], "--steps must be at least 1"),
+            (["--sampler", "ddim", "--steps", "9999"], "ddim takes at most timesteps"),
+        })
+        {
+            var bad = CliRunner.Run(["variations", "--checkpoint", dir.File("run/checkpoint.pth"), "--images", dir.File("a.jpg"),
+                "--out", dir.File("bad"), .. args]);
+            Assert.True(bad.ExitCode == 2, $"{string.Join(" ", args)}: exit {bad.ExitCode} {bad.Stderr}");
+            Assert.Contains(message, bad.Stderr);
+            Assert.False(Directory.Exists(dir.File("bad")));
+        }
     }
 }
