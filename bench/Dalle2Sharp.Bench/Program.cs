@@ -9,6 +9,7 @@ using Dalle2Sharp.Bench;
 //   dotnet run -c Release --project bench/Dalle2Sharp.Bench -- samplers   (DDIM / DPM-Solver++ vs 250-step DDPM on a trained decoder)
 //   dotnet run -c Release --project bench/Dalle2Sharp.Bench -- training [steps] (train step throughput; RSS over a long run)
 //   dotnet run -c Release --project bench/Dalle2Sharp.Bench -- data       (input pipeline images/s; compare bench/upstream_data_baseline.py)
+//   bench/model-side-by-side.sh [rounds]                                   (train/sample/guided steps vs DALLE2-pytorch, alternating)
 //   bench/clip-embed-side-by-side.sh DIR                                   (dalle2 embed vs openai/CLIP in PyTorch, alternating)
 Dalle2Sharp.Runtime.NativeSetup.Configure();
 var what = args.FirstOrDefault() ?? "model";
@@ -19,6 +20,7 @@ var result = what switch
     "data" => DataBench.Run(args.Skip(1).ToArray()),
     "training" => TrainingBench.Run(args.Skip(1).ToArray()),
     "clip-embed" => ClipEmbedBench.Run(args.Skip(1).ToArray()),
+    "case" => ModelCases.Run(args.Skip(1).ToArray()),
     _ => throw new ArgumentException($"unknown benchmark \"{what}\": model or samplers"),
 };
 result["machine"] = new JsonObject

@@ -180,8 +180,16 @@ public sealed class Unet : nn.Module
     public Tensor forward(Tensor x, Tensor time, UnetConditioning cond, double imageCondDropProb = 0, double textCondDropProb = 0,
         Generator? generator = null)
     {
+        // The generator draws nothing but these two masks (upstream's prob_mask_like, image first).
+        var imageKeep = ProbMaskLike(x.shape[0], 1 - imageCondDropProb, x.device, generator);
+        var textKeep = ProbMaskLike(x.shape[0], 1 - textCondDropProb, x.device, generator);
+        return Forward(x, time, cond, imageKeep, textKeep);
+    }
+
+    /// <summary>The forward pass with the per-sample condition keep masks given ([b] bool each).</summary>
+    private Tensor Forward(Tensor x, Tensor time, UnetConditioning cond, Tensor imageKeep, Tensor textKeep)
+    {
         long b = x.shape[0];
-        var device = x.device;
         if (LowresCond && cond.LowresCondImg is null)
             throw new ArgumentException("this unet is conditioned on a low-resolution image; none was given");
 
@@ -200,9 +208,6 @@ public sealed class Unet : nn.Module
             if (to_lowres_noise_cond is null) throw new ArgumentException("lowres_noise_cond must be set to condition on a low-res noise level");
             t = t + to_lowres_noise_cond.forward(cond.LowresNoiseLevel.to(ScalarType.Float32));
         }
-
-        var imageKeep = ProbMaskLike(b, 1 - imageCondDropProb, device, generator);
-        var textKeep = ProbMaskLike(b, 1 - textCondDropProb, device, generator);
 
         if (cond.ImageEmbed is not null && to_image_hiddens is not null)
         {
@@ -243,12 +248,12 @@ public sealed class Unet : nn.Module
         midC = norm_mid_cond.forward(midC);
 
         bool checkpoint = training && Config.CheckpointDuringTraining && is_grad_enabled();
-        Tensor Res(ResnetBlock block, Tensor h, Tensor? cond2) =>
+        Tensor Res(ResnetBlock block, Tensor h, Tensor? cond2) => Scoped(() =>
             !checkpoint ? block.forward(h, t, cond2)
             : cond2 is null ? GradientCheckpoint.Run(i => block.forward(i[0], i[1]), h, t)
-            : GradientCheckpoint.Run(i => block.forward(i[0], i[1], i[2]), h, t, cond2);
-        Tensor Plain(nn.Module<Tensor, Tensor> module, Tensor h) =>
-            checkpoint && module is not Identity ? GradientCheckpoint.Run(i => module.forward(i[0]), h) : module.forward(h);
+            : GradientCheckpoint.Run(i => block.forward(i[0], i[1], i[2]), h, t, cond2));
+        Tensor Plain(nn.Module<Tensor, Tensor> module, Tensor h) => Scoped(() =>
+            checkpoint && module is not Identity ? GradientCheckpoint.Run(i => module.forward(i[0]), h) : module.forward(h));
 
         if (init_resnet_block is not null) x = Res(init_resnet_block, x, null);
 
@@ -290,13 +295,33 @@ public sealed class Unet : nn.Module
         return to_out.forward(x);
     }
 
-    /// <summary>Classifier-free guidance: null + (cond − null)·scale, applied to the whole output as upstream does.</summary>
+    /// <summary>
+    /// Classifier-free guidance: null + (cond − null)·scale, applied to the whole output as upstream does. Upstream runs
+    /// the conditional forward, then one with every condition dropped; here both run as one forward of the doubled
+    /// batch (first half keeps the conditions, second half drops them). Every layer acts per sample, so the results
+    /// are upstream's up to the summation order larger kernels choose; fewer, larger kernels are faster.
+    /// </summary>
     public Tensor ForwardWithCondScale(Tensor x, Tensor time, UnetConditioning cond, double condScale, Generator? generator = null)
     {
-        var logits = forward(x, time, cond, generator: generator);
-        if (condScale == 1.0) return logits;
-        var nullLogits = forward(x, time, cond, imageCondDropProb: 1, textCondDropProb: 1, generator: generator);
+        if (condScale == 1.0) return forward(x, time, cond, generator: generator);
+        long b = x.shape[0];
+        var keep = cat([ones(b, dtype: ScalarType.Bool, device: x.device), zeros(b, dtype: ScalarType.Bool, device: x.device)]);
+        static Tensor? Twice(Tensor? t) => t is null ? null : cat([t, t]);
+        var doubled = new UnetConditioning(Twice(cond.ImageEmbed), Twice(cond.TextEncodings), Twice(cond.LowresCondImg),
+            Twice(cond.LowresNoiseLevel), Twice(cond.SelfCond));
+        var both = Forward(cat([x, x]), cat([time, time]), doubled, keep, keep);
+        var (logits, nullLogits) = (both[..(int)b], both[(int)b..]);
         return nullLogits + (logits - nullLogits) * condScale;
+    }
+
+    /// <summary>
+    /// Runs one block in its own dispose scope: the block's intermediates are released when it ends, as PyTorch releases
+    /// them when their last reference goes (autograd keeps what backward needs); only the result moves out.
+    /// </summary>
+    private static Tensor Scoped(Func<Tensor> block)
+    {
+        using var scope = NewDisposeScope();
+        return block().MoveToOuterDisposeScope();
     }
 
     /// <summary>upstream's prob_mask_like: all true at p = 1 and all false at p = 0 without drawing, else uniform &lt; p.</summary>

@@ -124,6 +124,7 @@ public sealed class TrainDecoderLoop
                $"shards train {splits.Train.Count} / val {splits.Val.Count} / test {splits.Test.Count}");
         tracker.Print($"oneDNN CPU kernels: {NativeSetup.OneDnnIsa}");
         tracker.Print($"TorchSharp Scalar guard: {ScalarGuard.Status}");
+        tracker.Print($"allocator: {NativeSetup.Allocator}");
         tracker.Print($"JPEG decode: {Data.ImageDecoder.JpegBackend}" +
                (Data.ImageTransforms.ReducesDecode(c.Data.Preprocessing, c.Data.ReducedDecode)
                    ? ", at reduced size (DCT-scaled) before the first resize" : ""));
