@@ -52,8 +52,15 @@ public sealed class CrossAttention : nn.Module<Tensor, Tensor, Tensor>
     }
 
     /// <summary>
-    /// softmax(q·kᵀ)·v with q and k each multiplied by √scale (after l2-normalising them for cosine
+    /// softmax(scale · q·kᵀ)·v (upstream multiplies q and k each by √scale, after l2-normalising them for cosine
     /// similarity); the softmax runs in float32. k and v may have a head axis of 1 (shared by all heads).
+    /// <para>
+    /// Computed by libtorch's fused scaled-dot-product attention (on CPU a blockwise flash-attention kernel: the
+    /// [n, n] similarity matrix is never stored, forward or backward), which computes softmax(q·kᵀ/√d)·v with a
+    /// float32 softmax: q is pre-multiplied by scale·√d. Shared keys and values are attended by folding the heads
+    /// into the query rows (each row is independent), so they are never copied per head. Same math as upstream's
+    /// einsum–softmax–einsum; only the summation order differs (max |Δ| in the fidelity tests' tolerance).
+    /// </para>
     /// </summary>
     internal static Tensor Attend(Tensor q, Tensor k, Tensor v, bool cosineSim, double scale)
     {
@@ -62,10 +69,12 @@ public sealed class CrossAttention : nn.Module<Tensor, Tensor, Tensor>
             q = nn.functional.normalize(q, dim: -1);
             k = nn.functional.normalize(k, dim: -1);
         }
-        double rootScale = Math.Sqrt(scale);
-        var sim = matmul(q * rootScale, (k * rootScale).transpose(-1, -2));
-        var attn = sim.to(ScalarType.Float32).softmax(-1).to(sim.dtype);
-        return matmul(attn, v);
+        long b = q.shape[0], heads = q.shape[1], n = q.shape[2], d = q.shape[3];
+        var scaled = q * (scale * Math.Sqrt(d));
+        bool sharedKeys = k.shape[1] == 1 && heads > 1;
+        if (sharedKeys) scaled = scaled.reshape(b, 1, heads * n, d);
+        var output = nn.functional.scaled_dot_product_attention(scaled, k, v);
+        return sharedKeys ? output.reshape(b, heads, n, d) : output;
     }
 
     private Tensor SplitHeads(Tensor t) => t.reshape(t.shape[0], t.shape[1], heads, dimHead).transpose(1, 2);

@@ -372,11 +372,13 @@ public sealed class TrainDecoderLoop
             var batch = clip?.Embed(raw) ?? raw;
             using (batch)
             {
+                var clock = Stopwatch.StartNew();
                 var images = trainer.SampleTrained(batch.ImageEmbeddings?.to(device), batch.TextEncodings?.to(device), batch.Images.to(device),
                     new SampleOptions { CondScale = condScale, Generator = new Generator((ulong)_config.Seed + GridSeedOffset, device) });
+                double imagesPerSecond = images.shape[0] / clock.Elapsed.TotalSeconds;
                 var path = Path.Combine(tracker.DataPath, "samples", $"epoch{epoch:D3}{tag}_{name}.png");
                 SampleGrid.Save(path, batch.Images, images.cpu());
-                tracker.Print($"sample grid: {path} (top: real, bottom: generated)");
+                tracker.Print($"sample grid: {path} (top: real, bottom: generated; sampled at {imagesPerSecond:F2} images/s)");
                 if (tracker.Logger is null) continue;
                 string section = name == "train" ? "Train Samples" : "Test Samples", prefix = name == "train" ? "Train: " : "Test: ";
                 var pairs = SampleGrid.SavePairs(Path.Combine(tracker.DataPath, "samples", "pairs", name), batch.Images, images.cpu());
