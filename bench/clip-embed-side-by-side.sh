@@ -9,11 +9,7 @@ cd "$(dirname "$0")/.."
 bench=(dotnet run -c Release --no-build --project bench/Dalle2Sharp.Bench --)
 [ -f "$dir/ViT-B-32-random.pt" ] || "${bench[@]}" clip-embed prepare "$dir" >/dev/null
 export OMP_NUM_THREADS=2
-# Debian's PyTorch takes its BLAS from the libblas.so.3 alternative: the reference (netlib) BLAS unless
-# OpenBLAS is installed, which makes PyTorch's matmuls ~20x slower (measured: 8 ViT-B/32 images 20.4 s vs 1.14 s).
-blas=$(/usr/bin/python3 -c 'import torch, re; print(open("/proc/self/maps").read())' | grep -o '/[^ ]*libblas[^ ]*' | head -n 1)
-echo "upstream side's BLAS: ${blas:-unknown}"
-case "$blas" in *openblas*) ;; *) echo "warning: not OpenBLAS; install it for a fair comparison: apt-get install libopenblas0-pthread" >&2 ;; esac
+source bench/check-upstream-blas.sh
 for r in $(seq "$rounds"); do
   ours=$("${bench[@]}" clip-embed run "$dir" "$batch" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["images_per_second"], d["rss_mb"])')
   theirs=$(/usr/bin/python3 bench/clip_embed_upstream.py "$dir" "$batch" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["images_per_second"], d["rss_mb"])')

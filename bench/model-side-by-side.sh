@@ -10,9 +10,7 @@ rounds="${1:-3}"; threads="${2:-2}"; shift $(( $# > 2 ? 2 : $# ))
 cases=("$@"); [ ${#cases[@]} -gt 0 ] || cases=(train-test-4 train-test-16 train-medium-4 sample-test-4 guided-test-4)
 cd "$(dirname "$0")/.."
 export OMP_NUM_THREADS="$threads" DALLE2_UPSTREAM_SRC="${DALLE2_UPSTREAM_SRC:-/tmp/upstream-env/src}"
-blas=$(/usr/bin/python3 -c 'import torch; print(open("/proc/self/maps").read())' | grep -o '/[^ ]*libblas[^ ]*' | head -n 1)
-echo "upstream side's BLAS: ${blas:-unknown}"
-case "$blas" in *openblas*) ;; *) echo "warning: not OpenBLAS (Debian's reference BLAS is ~20x slower): apt-get install libopenblas0-pthread" >&2 ;; esac
+source bench/check-upstream-blas.sh
 runs() { case "$1" in train-test-16|train-medium-4) echo 5 ;; *) echo 10 ;; esac; }
 out="$(mktemp)"; trap 'rm -f "$out"' EXIT
 for r in $(seq "$rounds"); do

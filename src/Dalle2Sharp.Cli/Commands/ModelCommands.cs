@@ -16,7 +16,9 @@ public sealed class ModelSummarySettings : CommandSettings
     public bool Json { get; set; }
 
     public override Spectre.Console.ValidationResult Validate() =>
-        string.IsNullOrEmpty(Config) ? Spectre.Console.ValidationResult.Error("--config FILE is required") : Spectre.Console.ValidationResult.Success();
+        string.IsNullOrEmpty(Config)
+            ? Spectre.Console.ValidationResult.Error("--config FILE is required")
+            : Spectre.Console.ValidationResult.Success();
 }
 
 public sealed class ModelSummaryCommand : Command<ModelSummarySettings>

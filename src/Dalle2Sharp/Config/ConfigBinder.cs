@@ -70,7 +70,8 @@ public sealed class ConfigBinder
             var discriminator = byKey[member.OnlyFor!.DiscriminatorKey];
             var kind = discriminator.Property.GetValue(section) as string;
             if (kind is not null && !member.OnlyFor.Kinds.Contains(kind))
-                Error(Join(path, member.Key), $"only allowed when {discriminator.Key} is {string.Join(" or ", member.OnlyFor.Kinds)} (it is \"{kind}\")");
+                Error(Join(path, member.Key),
+                    $"only allowed when {discriminator.Key} is {string.Join(" or ", member.OnlyFor.Kinds)} (it is \"{kind}\")");
         }
         return section;
     }

@@ -25,7 +25,8 @@ public sealed class ConfigSchema
             return ((ICustomConfigValue)Activator.CreateInstance(underlying)!).Schema(this);
         if (ConfigMetadata.IsSection(underlying)) return Section(underlying);
         if (ConfigMetadata.ScalarOrListElement(underlying) is { } sol)
-            return new JsonObject { ["anyOf"] = new JsonArray(For(sol, member), new JsonObject { ["type"] = "array", ["items"] = For(sol, member) }) };
+            var list = new JsonObject { ["type"] = "array", ["items"] = For(sol, member) };
+            return new JsonObject { ["anyOf"] = new JsonArray(For(sol, member), list) };
         if (ConfigMetadata.ListElement(underlying) is { } element)
         {
             var array = new JsonObject { ["type"] = "array", ["items"] = For(element, member) };
@@ -34,7 +35,8 @@ public sealed class ConfigSchema
         if (underlying == typeof(JsonObject)) return new JsonObject { ["type"] = "object" };
         var scalar = new JsonObject { ["type"] = JsonType(underlying, member) };
         if (member?.OneOf is { } allowed)
-            scalar["enum"] = new JsonArray(allowed.Select(a => underlying == typeof(string) ? JsonValue.Create(a) : (JsonNode)JsonValue.Create(int.Parse(a))).ToArray());
+            scalar["enum"] = new JsonArray(allowed
+                .Select(a => underlying == typeof(string) ? JsonValue.Create(a) : (JsonNode)JsonValue.Create(int.Parse(a))).ToArray());
         if (Nullable.GetUnderlyingType(type) is not null) scalar["type"] = new JsonArray(scalar["type"]!.GetValue<string>(), "null");
         return scalar;
     }
@@ -110,8 +112,10 @@ public sealed class ConfigSchema
         var u = Nullable.GetUnderlyingType(m.Type) ?? m.Type;
         string label = u == typeof(PreprocessingConfig) ? "object of transforms"
             : ConfigMetadata.IsSection(u) ? "object"
-            : ConfigMetadata.ListElement(u) is { } e && ConfigMetadata.IsSection(e) ? (m.SingleOrList ? "object or list of objects" : "list of objects")
-            : ConfigBinder.TypeName(u).Replace("a list of a ", "list of ").Replace("an ", "").Replace("a ", "").Replace(" or list of them", " or list");
+            : ConfigMetadata.ListElement(u) is { } e && ConfigMetadata.IsSection(e)
+                ? (m.SingleOrList ? "object or list of objects" : "list of objects")
+            : ConfigBinder.TypeName(u).Replace("a list of a ", "list of ").Replace("an ", "").Replace("a ", "")
+                .Replace(" or list of them", " or list");
         if (m.OneOf is { } allowed) label += ": " + string.Join(" \\| ", allowed);
         if (m.Nullable) label += " or null";
         return label;

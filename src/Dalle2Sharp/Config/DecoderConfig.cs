@@ -32,22 +32,26 @@ public sealed class DecoderConfig : ConfigSection
     [Key("sample_timesteps", "Sampling steps: null = full ancestral DDPM; fewer than timesteps = DDIM. One value or one per unet.")]
     public ScalarOrList<int?>? SampleTimesteps { get; set; }
 
-    [Key("sampler", "Sampler: auto (upstream's rule: ancestral DDPM, or DDIM when sample_timesteps < timesteps), ddpm, ddim, or dpmpp (DPM-Solver++(2M), sample_timesteps steps, default 25). One value or one per unet."),
+    [Key("sampler", "Sampler: auto (upstream's rule: ancestral DDPM, or DDIM when sample_timesteps < timesteps), ddpm, ddim, " +
+                    "or dpmpp (DPM-Solver++(2M), sample_timesteps steps, default 25). One value or one per unet."),
      OneOf("auto", "ddpm", "ddim", "dpmpp")]
     public ScalarOrList<string> Sampler { get; set; } = "auto";
 
     [Key("loss_type", "Diffusion loss."), OneOf("l1", "l2", "huber")]
     public string LossType { get; set; } = "l2";
 
-    [Key("beta_schedule", "Noise schedule, one for all unets or one per unet. null = cosine, and linear for the last unet when there are several (upstream's behaviour)."),
+    [Key("beta_schedule", "Noise schedule, one for all unets or one per unet. null = cosine, and linear for the last unet when " +
+                          "there are several (upstream's behaviour)."),
      OneOf("cosine", "linear", "quadratic", "jsd", "sigmoid")]
     public ScalarOrList<string>? BetaSchedule { get; set; }
 
     /// <summary>Each unet's beta schedule: as configured, else upstream's default (cosine; linear for the last of several unets).</summary>
     public IReadOnlyList<string> BetaSchedulePerUnet(int numUnets) =>
-        BetaSchedule?.Expand(numUnets) ?? Enumerable.Range(0, numUnets).Select(i => numUnets > 1 && i == numUnets - 1 ? "linear" : "cosine").ToArray();
+        BetaSchedule?.Expand(numUnets)
+        ?? Enumerable.Range(0, numUnets).Select(i => numUnets > 1 && i == numUnets - 1 ? "linear" : "cosine").ToArray();
 
-    [Key("learned_variance", "Learn the variance (hybrid VLB loss). As upstream, a single true applies to the first unet only; give a list to choose per unet.")]
+    [Key("learned_variance", "Learn the variance (hybrid VLB loss). As upstream, a single true applies to the first unet only; " +
+                             "give a list to choose per unet.")]
     public ScalarOrList<bool> LearnedVariance { get; set; } = true;
 
     [Key("learned_variance_constrain_frac", "Pass the variance interpolation fraction through a sigmoid.")]

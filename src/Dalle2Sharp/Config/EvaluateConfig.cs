@@ -6,7 +6,8 @@ public sealed class EvaluateConfig : ConfigSection
     [Key("n_evaluation_samples", "Images generated for each evaluation.")]
     public int NEvaluationSamples { get; set; } = 1000;
 
-    [Key("weights_dir", "Folder of the metric networks' weight files (null = $DALLE2_WEIGHTS_DIR, else ~/.cache/dalle2sharp/weights). Ours: upstream downloads them implicitly.")]
+    [Key("weights_dir", "Folder of the metric networks' weight files (null = $DALLE2_WEIGHTS_DIR, else ~/.cache/dalle2sharp/weights). " +
+                        "Ours: upstream downloads them implicitly.")]
     public string? WeightsDir { get; set; }
 
     [Key("FID", "Fréchet Inception Distance (torchmetrics FrechetInceptionDistance options).")]

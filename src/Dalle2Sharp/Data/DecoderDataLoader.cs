@@ -6,7 +6,8 @@ using static TorchSharp.torch;
 namespace Dalle2Sharp.Data;
 
 /// <summary>A batch: images [B, 3, H, W] in [0, 1], image embeddings [B, D], text encodings [B, L, D] (zero-padded), captions, keys.</summary>
-public sealed record DecoderBatch(Tensor Images, Tensor? ImageEmbeddings, Tensor? TextEncodings, IReadOnlyList<string> Captions, IReadOnlyList<string> Keys) : IDisposable
+public sealed record DecoderBatch(Tensor Images, Tensor? ImageEmbeddings, Tensor? TextEncodings, IReadOnlyList<string> Captions,
+                                  IReadOnlyList<string> Keys) : IDisposable
 {
     public int Count => Keys.Count;
 
@@ -51,7 +52,8 @@ public sealed class DecoderDataLoader(IReadOnlyList<Shard> shards, DecoderDatase
         var tasks = new Task[workers];
         for (int w = 0; w < workers; w++)
         {
-            var channel = Channel.CreateBounded<DecoderBatch>(new BoundedChannelOptions(Math.Max(1, options.Prefetch)) { SingleReader = true, SingleWriter = true });
+            var channel = Channel.CreateBounded<DecoderBatch>(
+                new BoundedChannelOptions(Math.Max(1, options.Prefetch)) { SingleReader = true, SingleWriter = true });
             channels[w] = channel;
             int worker = w;
             tasks[w] = Task.Run(() => Work(worker, workers, channel.Writer, cancel.Token));
@@ -157,7 +159,9 @@ public sealed class DecoderDataLoader(IReadOnlyList<Shard> shards, DecoderDatase
     {
         var sizes = samples.Select(s => (s.Image.shape[1], s.Image.shape[2])).Distinct().ToList();
         if (sizes.Count > 1)
-            throw new UserInputException($"images of one batch have different sizes ({string.Join(", ", sizes.Select(s => $"{s.Item1}×{s.Item2}"))}): add a RandomResizedCrop, Resize + CenterCrop to data.preprocessing");
+            throw new UserInputException("images of one batch have different sizes " +
+                                         $"({string.Join(", ", sizes.Select(s => $"{s.Item1}×{s.Item2}"))}): " +
+                                         "add a RandomResizedCrop, Resize + CenterCrop to data.preprocessing");
         using var scope = NewDisposeScope();
         var images = stack(samples.Select(s => s.Image).ToArray()).MoveToOuterDisposeScope();
         foreach (var s in samples) s.Image.Dispose();
@@ -177,7 +181,8 @@ public sealed class DecoderDataLoader(IReadOnlyList<Shard> shards, DecoderDatase
         }
         imageEmbeddings?.MoveToOuterDisposeScope();
         textEncodings?.MoveToOuterDisposeScope();
-        return new DecoderBatch(images, imageEmbeddings, textEncodings, samples.Select(s => s.Caption).ToArray(), samples.Select(s => s.Key).ToArray());
+        return new DecoderBatch(images, imageEmbeddings, textEncodings,
+                                samples.Select(s => s.Caption).ToArray(), samples.Select(s => s.Key).ToArray());
     }
 
     private static DecoderBatch Trim(DecoderBatch batch, int keep) => new(

@@ -65,8 +65,10 @@ public static class SyntheticShapes
                 {
                     string key = $"{s:D5}{i:D4}";
                     var png = ImageDecoder.EncodePng(new RgbImage(size, size, pixels[(i * stride)..((i + 1) * stride)]));
-                    writer.WriteEntry(new System.Formats.Tar.UstarTarEntry(System.Formats.Tar.TarEntryType.RegularFile, key + ".png") { DataStream = new MemoryStream(png) });
-                    writer.WriteEntry(new System.Formats.Tar.UstarTarEntry(System.Formats.Tar.TarEntryType.RegularFile, key + ".txt") { DataStream = new MemoryStream(System.Text.Encoding.UTF8.GetBytes(captions[i])) });
+                    writer.WriteEntry(new System.Formats.Tar.UstarTarEntry(System.Formats.Tar.TarEntryType.RegularFile, key + ".png")
+                        { DataStream = new MemoryStream(png) });
+                    writer.WriteEntry(new System.Formats.Tar.UstarTarEntry(System.Formats.Tar.TarEntryType.RegularFile, key + ".txt")
+                        { DataStream = new MemoryStream(System.Text.Encoding.UTF8.GetBytes(captions[i])) });
                 }
             }
             using var npy = File.Create(Path.Combine(folder, "img_emb", $"img_emb_{s:D5}.npy"));

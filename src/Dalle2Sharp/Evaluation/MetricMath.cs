@@ -46,7 +46,10 @@ public static class MetricMath
         return (xx + yy) / (m * (m - 1)) - 2 * kxy.sum() / (m * m);
     }
 
-    /// <summary>KID: the MMD over <paramref name="subsets"/> random subsets of <paramref name="subsetSize"/> from each set; mean and (population) std.</summary>
+    /// <summary>
+    /// KID: the MMD over <paramref name="subsets"/> random subsets of <paramref name="subsetSize"/> from each set;
+    /// mean and (population) std.
+    /// </summary>
     public static (double Mean, double Std) Kid(Tensor realFeatures, Tensor fakeFeatures, int subsets = 100, int subsetSize = 1000,
                                                  int degree = 3, double? gamma = null, double coef = 1.0, Generator? generator = null)
     {
@@ -61,13 +64,17 @@ public static class MetricMath
         {
             var r = real[randperm(n1, generator: generator)[..subsetSize]];
             var f = fake[randperm(n2, generator: generator)[..subsetSize]];
-            scores[s] = Mmd(PolyKernel(r, r, degree, gamma, coef), PolyKernel(r, f, degree, gamma, coef), PolyKernel(f, f, degree, gamma, coef)).item<double>();
+            scores[s] = Mmd(PolyKernel(r, r, degree, gamma, coef), PolyKernel(r, f, degree, gamma, coef),
+                            PolyKernel(f, f, degree, gamma, coef)).item<double>();
         }
         double mean = scores.Average();
         return (mean, Math.Sqrt(scores.Sum(v => (v - mean) * (v - mean)) / scores.Length));
     }
 
-    /// <summary>Inception Score from class logits [N, C]: exp(E[KL(p(y|x) ‖ p(y))]) per split of the shuffled set; mean and (n−1) std over splits.</summary>
+    /// <summary>
+    /// Inception Score from class logits [N, C]: exp(E[KL(p(y|x) ‖ p(y))]) per split of the shuffled set;
+    /// mean and (n−1) std over splits.
+    /// </summary>
     public static (double Mean, double Std) InceptionScore(Tensor logits, int splits = 10, Generator? generator = null)
     {
         using var scope = NewDisposeScope();

@@ -273,3 +273,17 @@ public sealed class UpsampleCombiner : nn.Module
         return cat([x, .. outs], 1);
     }
 }
+
+/// <summary>
+/// Runs one block in its own dispose scope: the block's intermediates are released when it ends, as PyTorch releases
+/// them when their last reference goes (autograd keeps what backward needs); only the result moves out. One scope
+/// around a whole forward held every layer's intermediates at once (sampling peak RSS 2.6× upstream's).
+/// </summary>
+internal static class BlockScope
+{
+    public static Tensor Run(Func<Tensor> block)
+    {
+        using var scope = NewDisposeScope();
+        return block().MoveToOuterDisposeScope();
+    }
+}

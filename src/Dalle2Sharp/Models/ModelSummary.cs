@@ -23,7 +23,8 @@ public sealed record ModelSummary(IReadOnlyList<ModelSummary.UnetInfo> Unets, lo
     {
         var lines = new List<string>();
         foreach (var u in Unets)
-            lines.Add($"unet {u.Number}: {u.Parameters:N0} parameters, {u.ImageSize} px, learned variance {(u.LearnedVariance ? "yes" : "no")}, sampler {u.Sampler}");
+            lines.Add($"unet {u.Number}: {u.Parameters:N0} parameters, {u.ImageSize} px, " +
+                      $"learned variance {(u.LearnedVariance ? "yes" : "no")}, sampler {u.Sampler}");
         lines.Add($"decoder: {Parameters:N0} parameters, {StateDict.Count} state_dict entries");
         lines.Add("");
         int width = StateDict.Max(e => e.Key.Length) + 2;

@@ -248,11 +248,11 @@ public sealed class Unet : nn.Module
         midC = norm_mid_cond.forward(midC);
 
         bool checkpoint = training && Config.CheckpointDuringTraining && is_grad_enabled();
-        Tensor Res(ResnetBlock block, Tensor h, Tensor? cond2) => Scoped(() =>
+        Tensor Res(ResnetBlock block, Tensor h, Tensor? cond2) => BlockScope.Run(() =>
             !checkpoint ? block.forward(h, t, cond2)
             : cond2 is null ? GradientCheckpoint.Run(i => block.forward(i[0], i[1]), h, t)
             : GradientCheckpoint.Run(i => block.forward(i[0], i[1], i[2]), h, t, cond2));
-        Tensor Plain(nn.Module<Tensor, Tensor> module, Tensor h) => Scoped(() =>
+        Tensor Plain(nn.Module<Tensor, Tensor> module, Tensor h) => BlockScope.Run(() =>
             checkpoint && module is not Identity ? GradientCheckpoint.Run(i => module.forward(i[0]), h) : module.forward(h));
 
         if (init_resnet_block is not null) x = Res(init_resnet_block, x, null);
@@ -314,15 +314,6 @@ public sealed class Unet : nn.Module
         return nullLogits + (logits - nullLogits) * condScale;
     }
 
-    /// <summary>
-    /// Runs one block in its own dispose scope: the block's intermediates are released when it ends, as PyTorch releases
-    /// them when their last reference goes (autograd keeps what backward needs); only the result moves out.
-    /// </summary>
-    private static Tensor Scoped(Func<Tensor> block)
-    {
-        using var scope = NewDisposeScope();
-        return block().MoveToOuterDisposeScope();
-    }
 
     /// <summary>upstream's prob_mask_like: all true at p = 1 and all false at p = 0 without drawing, else uniform &lt; p.</summary>
     private static Tensor ProbMaskLike(long b, double keepProb, Device device, Generator? generator) =>
