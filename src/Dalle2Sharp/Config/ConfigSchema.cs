@@ -25,8 +25,10 @@ public sealed class ConfigSchema
             return ((ICustomConfigValue)Activator.CreateInstance(underlying)!).Schema(this);
         if (ConfigMetadata.IsSection(underlying)) return Section(underlying);
         if (ConfigMetadata.ScalarOrListElement(underlying) is { } sol)
+        {
             var list = new JsonObject { ["type"] = "array", ["items"] = For(sol, member) };
             return new JsonObject { ["anyOf"] = new JsonArray(For(sol, member), list) };
+        }
         if (ConfigMetadata.ListElement(underlying) is { } element)
         {
             var array = new JsonObject { ["type"] = "array", ["items"] = For(element, member) };
