@@ -18,6 +18,34 @@ namespace Dalle2Sharp.Runtime;
 /// </summary>
 public static class TorchFiles
 {
+    /// <summary>
+    /// Writes a (nested) state dict as torch.save does, atomically. Tensors that are views into a larger buffer (the flat
+    /// optimizer's parameters, moments and EMA copies) are written as compact copies: PyBridge writes a view's own
+    /// elements but keeps its storage offset, which would make the file unreadable.
+    /// </summary>
+    public static void SaveStateDict(string path, IDictionary root)
+    {
+        using var scope = NewDisposeScope();
+        var compact = Compact(root);
+        AtomicFile.Write(path, stream => PyTorchPickler.PickleStateDict(stream, compact, leaveOpen: true));
+    }
+
+    private static IDictionary Compact(IDictionary source)
+    {
+        IDictionary result = source is System.Collections.Specialized.OrderedDictionary
+            ? new System.Collections.Specialized.OrderedDictionary() : new Hashtable();
+        foreach (DictionaryEntry e in source) result[e.Key] = CompactValue(e.Value);
+        return result;
+    }
+
+    private static object? CompactValue(object? value) => value switch
+    {
+        Tensor t when t.storage_offset() != 0 || !t.is_contiguous() => t.detach().clone(),
+        IDictionary d => Compact(d),
+        IList list and not Array => new ArrayList(list.Cast<object?>().Select(CompactValue).ToArray()),
+        _ => value,
+    };
+
     /// <summary>Name → tensor (CPU). A file that is neither format, or damaged, is the user's to fix: <see cref="UserInputException"/>.</summary>
     public static Hashtable LoadStateDict(string path)
     {

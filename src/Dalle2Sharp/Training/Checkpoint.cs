@@ -43,7 +43,7 @@ public static class Checkpoint
         }
         if (extras is not null)
             foreach (var (key, value) in extras) root[key] = value;
-        Runtime.AtomicFile.Write(path, stream => PyTorchPickler.PickleStateDict(stream, root, leaveOpen: true));
+        Runtime.TorchFiles.SaveStateDict(path, root);
     }
 
     /// <summary>
@@ -78,6 +78,7 @@ public static class Checkpoint
                 var entries = Prefixed(emaState, $"{i}.");
                 if (untrained.Contains(i) && !entries.Keys.Cast<string>().Any(k => k.StartsWith("ema_model.", StringComparison.Ordinal))) continue;
                 LoadInto(ema[i], entries, path);
+                ema[i].Resync();
             }
         else if (trainer.Ema is { } ema2 && root.ContainsKey("optim0"))
             throw new UserInputException($"{path} has no 'ema' entry, but train.use_ema is true");
@@ -125,39 +126,25 @@ public static class Checkpoint
                 tensorValue.copy_(given.reshape(tensorValue.shape).to(tensorValue.dtype));
     }
 
-    /// <summary>PyTorch's AdamW state_dict: per-parameter moments keyed by index across groups, then the groups.</summary>
-    private static Hashtable OptimizerState(OptimizerHelper optimizer)
+    /// <summary>PyTorch's AdamW/Adam state_dict: per-parameter moments keyed by index across groups, then the groups.</summary>
+    private static Hashtable OptimizerState(FlatAdamW optimizer)
     {
-        var sd = optimizer.state_dict();
         var state = new Hashtable();
-        for (int index = 0; index < sd.State.Count; index++)
-        {
-            switch (sd.State[index])
-            {
-                case AdamW.State s when s.step > 0:
-                    state[index] = new Hashtable { ["step"] = tensor((float)s.step), ["exp_avg"] = s.exp_avg, ["exp_avg_sq"] = s.exp_avg_sq };
-                    break;
-                case Adam.State s when s.step > 0:
-                    state[index] = new Hashtable { ["step"] = tensor((float)s.step), ["exp_avg"] = s.exp_avg, ["exp_avg_sq"] = s.exp_avg_sq };
-                    break;
-            }
-        }
+        var saved = optimizer.State();
+        for (int index = 0; index < saved.Count; index++)
+            if (saved[index] is { } s)
+                state[index] = new Hashtable { ["step"] = tensor((float)s.Step), ["exp_avg"] = s.ExpAvg, ["exp_avg_sq"] = s.ExpAvgSq };
         var groups = new ArrayList();
         int next = 0;
-        foreach (var group in optimizer.ParamGroups.Cast<ParamGroup>())
+        foreach (var group in optimizer.Groups)
         {
-            int count = group.Parameters.Count();
-            var (betas, eps, wd) = group switch
-            {
-                AdamW.ParamGroup g => ((g.Options.beta1 ?? 0.9, g.Options.beta2 ?? 0.99), g.Options.eps ?? 1e-8, g.Options.weight_decay ?? 0.0),
-                Adam.ParamGroup g => ((g.Options.beta1 ?? 0.9, g.Options.beta2 ?? 0.99), g.Options.eps ?? 1e-8, g.Options.weight_decay ?? 0.0),
-                _ => ((0.9, 0.99), 1e-8, 0.0),
-            };
+            int count = group.Parameters.Count;
             groups.Add(new Hashtable
             {
-                ["lr"] = group.LearningRate, ["betas"] = new object[] { betas.Item1, betas.Item2 }, ["eps"] = eps, ["weight_decay"] = wd,
+                ["lr"] = optimizer.LearningRate, ["betas"] = new object[] { optimizer.Betas.Beta1, optimizer.Betas.Beta2 },
+                ["eps"] = optimizer.Eps, ["weight_decay"] = group.WeightDecay,
                 ["amsgrad"] = false, ["maximize"] = false, ["foreach"] = null, ["capturable"] = false, ["differentiable"] = false, ["fused"] = null,
-                ["initial_lr"] = group.InitialLearningRate,
+                ["initial_lr"] = optimizer.InitialLearningRate,
                 ["params"] = new ArrayList(Enumerable.Range(next, count).ToArray()),
             });
             next += count;
@@ -165,44 +152,32 @@ public static class Checkpoint
         return new Hashtable { ["state"] = state, ["param_groups"] = groups };
     }
 
-    private static void LoadOptimizerState(OptimizerHelper optimizer, Hashtable saved, string path, int unet)
+    private static void LoadOptimizerState(FlatAdamW optimizer, Hashtable saved, string path, int unet)
     {
-        var sd = optimizer.state_dict();
         var state = saved["state"] as IDictionary ?? new Hashtable();
-        using var _ = no_grad();
-        for (int index = 0; index < sd.State.Count; index++)
+        var parameters = optimizer.Groups.SelectMany(g => g.Parameters).ToList();
+        var restored = new FlatAdamW.ParameterState?[parameters.Count];
+        for (int index = 0; index < parameters.Count; index++)
         {
             object? key = state.Contains(index) ? index : state.Contains((long)index) ? (long)index : null;
             if (key is null || state[key] is not IDictionary entry) continue;
             long step = entry["step"] switch { Tensor t => (long)t.item<float>(), IConvertible c => c.ToInt64(null), _ => 0 };
-            var expAvg = (Tensor)entry["exp_avg"]!;
-            var expAvgSq = (Tensor)entry["exp_avg_sq"]!;
-            switch (sd.State[index])
-            {
-                case AdamW.State s:
-                    s.step = step;
-                    s.exp_avg.copy_(expAvg);
-                    s.exp_avg_sq.copy_(expAvgSq);
-                    break;
-                case Adam.State s:
-                    s.step = step;
-                    s.exp_avg.copy_(expAvg);
-                    s.exp_avg_sq.copy_(expAvgSq);
-                    break;
-                default:
-                    throw new UserInputException($"{path}: optim{unet} holds state this optimizer cannot take");
-            }
+            if (entry["exp_avg"] is not Tensor expAvg || entry["exp_avg_sq"] is not Tensor expAvgSq
+                || expAvg.numel() != parameters[index].numel() || expAvgSq.numel() != parameters[index].numel())
+                throw new UserInputException($"{path}: optim{unet} state {index} does not fit parameter {index} of this optimizer");
+            restored[index] = new FlatAdamW.ParameterState(expAvg, expAvgSq, step);
         }
+        optimizer.LoadState(restored);
     }
 
     /// <summary>LambdaLR (constant factor 1) state, as upstream's scheduler saves it.</summary>
-    private static Hashtable SchedulerState(OptimizerHelper optimizer, long steps)
+    private static Hashtable SchedulerState(FlatAdamW optimizer, long steps)
     {
-        var lrs = new ArrayList(optimizer.ParamGroups.Select(g => (object)g.InitialLearningRate).ToArray());
+        var lrs = new ArrayList(optimizer.Groups.Select(_ => (object)optimizer.InitialLearningRate).ToArray());
         return new Hashtable
         {
             ["base_lrs"] = lrs, ["last_epoch"] = (int)steps, ["_step_count"] = (int)steps + 1, ["verbose"] = false,
-            ["_get_lr_called_within_step"] = false, ["_last_lr"] = new ArrayList(optimizer.ParamGroups.Select(g => (object)g.LearningRate).ToArray()),
+            ["_get_lr_called_within_step"] = false, ["_last_lr"] = new ArrayList(optimizer.Groups.Select(_ => (object)optimizer.LearningRate).ToArray()),
             ["lr_lambdas"] = new ArrayList(lrs.Cast<object>().Select(_ => (object?)null).ToArray()),
         };
     }

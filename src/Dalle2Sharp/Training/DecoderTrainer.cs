@@ -6,20 +6,32 @@ using static TorchSharp.torch;
 
 namespace Dalle2Sharp.Training;
 
-/// <summary>What one training step did.</summary>
-public sealed record StepResult(int UnetNumber, double Loss, bool Skipped, double GradNorm, double LearningRate);
+/// <summary>
+/// What one training step did. With the device-side guard (<see cref="DecoderTrainer.DeviceSideGuard"/>) the step is
+/// not read back: Loss and GradNorm are NaN, Skipped false and Deferred true; <see cref="DecoderTrainer.TakeStatistics"/>
+/// gives the window's numbers.
+/// </summary>
+public sealed record StepResult(int UnetNumber, double Loss, bool Skipped, double GradNorm, double LearningRate, bool Deferred = false);
+
+/// <summary>Losses and skips of one unet since the last <see cref="DecoderTrainer.TakeStatistics"/>.</summary>
+public sealed record StepStatistics(double MeanLoss, long Steps, long Skipped);
 
 /// <summary>
 /// Trains a Decoder as upstream's DecoderTrainer (spec §4): per unet an AdamW (betas 0.9/0.99,
 /// eps 1e-8; weight decay only on ≥2-D tensors, Adam when wd = 0), linear warmup, gradient-norm
 /// clipping, an EMA copy, and a step counter; unets masked out of training get no optimizer.
-/// Each step runs in a dispose scope. A non-finite loss skips the step and is counted.
+/// Each step runs in a dispose scope. A non-finite loss or gradient norm skips the step and is counted: on the CPU the
+/// step reads them back (free there); with <see cref="DeviceSideGuard"/> (the default off the CPU) the optimizer and
+/// EMA updates are gated on the device and nothing is read back per step — the counts arrive with TakeStatistics.
 /// </summary>
 public sealed class DecoderTrainer : IDisposable
 {
     public Decoder Decoder { get; }
     private readonly TrainConfig _config;
-    private readonly OptimizerHelper?[] _optimizers;
+    private readonly FlatAdamW?[] _optimizers;
+    private readonly Tensor?[] _lossSum, _stepCount, _skipCount, _consecutive;
+    private readonly double[] _hostLossSum;
+    private readonly long[] _hostSteps, _hostSkips;
     private readonly double[] _baseLr;
     private readonly int?[] _warmup;
     private readonly double[] _maxGradNorm;
@@ -28,6 +40,12 @@ public sealed class DecoderTrainer : IDisposable
     public IReadOnlyList<bool> Trained { get; }
     public long SkippedNonFinite { get; private set; }
     public int ConsecutiveNonFinite { get; private set; }
+
+    /// <summary>
+    /// Gate the updates on the device instead of reading the loss and norm back each step (no host synchronisation);
+    /// on by default for CUDA, settable for tests.
+    /// </summary>
+    public bool DeviceSideGuard { get; set; }
 
     public DecoderTrainer(Decoder decoder, TrainConfig config)
     {
@@ -40,26 +58,26 @@ public sealed class DecoderTrainer : IDisposable
         _warmup = config.WarmupSteps?.Expand(n).ToArray() ?? new int?[n];
         _maxGradNorm = config.MaxGradNorm.Expand(n).ToArray();
         var wd = config.Wd.Expand(n);
-        _optimizers = new OptimizerHelper?[n];
+        _optimizers = new FlatAdamW?[n];
         for (int i = 0; i < n; i++)
         {
             if (!Trained[i]) continue;
             var parameters = decoder.Unet(i + 1).parameters().ToList();
-            _optimizers[i] = wd[i] == 0
-                ? optim.Adam(parameters, lr: _baseLr[i], beta1: 0.9, beta2: 0.99, eps: 1e-8)
-                : optim.AdamW(
-                    [
-                        new AdamW.ParamGroup(parameters.Where(p => p.dim() >= 2), new AdamW.Options { weight_decay = wd[i] }),
-                        new AdamW.ParamGroup(parameters.Where(p => p.dim() < 2), new AdamW.Options { weight_decay = 0 }),
-                    ],
-                    lr: _baseLr[i], beta1: 0.9, beta2: 0.99, eps: 1e-8);
+            // Upstream: AdamW with weight decay on >= 2-D tensors only; Adam (one group) when wd = 0.
+            FlatAdamW.Group[] groups = wd[i] == 0
+                ? [new(parameters, 0.0)]
+                : [new(parameters.Where(p => p.dim() >= 2).ToList(), wd[i]), new(parameters.Where(p => p.dim() < 2).ToList(), 0.0)];
+            _optimizers[i] = new FlatAdamW(groups, _baseLr[i], beta1: 0.9, beta2: 0.99, eps: 1e-8);
         }
+        (_lossSum, _stepCount, _skipCount, _consecutive) = (new Tensor?[n], new Tensor?[n], new Tensor?[n], new Tensor?[n]);
+        (_hostLossSum, _hostSteps, _hostSkips) = (new double[n], new long[n], new long[n]);
+        DeviceSideGuard = decoder.Unet(1).parameters().First().device.type == DeviceType.CUDA;
         if (config.UseEma)
             Ema = Enumerable.Range(1, n).Select(u => new UnetEma(decoder.Unet(u), beta: config.EmaBeta)).ToArray();
     }
 
     /// <summary>Optimizer of a unet (null when the unet is not trained).</summary>
-    public OptimizerHelper? Optimizer(int unetNumber) => _optimizers[unetNumber - 1];
+    public FlatAdamW? Optimizer(int unetNumber) => _optimizers[unetNumber - 1];
 
     /// <summary>The learning rate the next step of this unet uses: base × min(1, (k + 1)/warmup).</summary>
     public double LearningRate(int unetNumber)
@@ -77,36 +95,93 @@ public sealed class DecoderTrainer : IDisposable
             ?? throw new InvalidOperationException($"unet {unetNumber} is masked out of training (train.unet_training_mask)");
         using var scope = NewDisposeScope();
         Decoder.train();
-        optimizer.zero_grad();
-        var loss = Decoder.forward(images, imageEmbeds, textEncodings, unetNumber, generator);
-        double value = loss.item<float>();
         double lr = LearningRate(unetNumber);
-        if (!double.IsFinite(value))
-        {
-            // A NaN/inf loss must not reach the weights (or the EMA): drop the step, count it.
-            SkippedNonFinite++;
-            ConsecutiveNonFinite++;
-            optimizer.zero_grad();
-            return new StepResult(unetNumber, value, true, double.NaN, lr);
-        }
+        optimizer.LearningRate = lr;
+        var loss = Decoder.forward(images, imageEmbeds, textEncodings, unetNumber, generator);
+        if (DeviceSideGuard) return GatedStep(i, loss, lr);
+
+        double value = loss.item<float>();
+        if (!double.IsFinite(value)) return Skip(i, value, double.NaN, lr);   // a NaN/inf loss must not reach the weights
         loss.backward();
-        var parameters = Decoder.Unet(unetNumber).parameters().Where(p => p.grad is not null).ToList();
+        optimizer.Prepare();
+        Ema?[i].AttachTo(optimizer);
         // With max_grad_norm 0 the norm is still measured (an infinite bound never clips).
-        double norm = nn.utils.clip_grad_norm_(parameters, _maxGradNorm[i] > 0 ? _maxGradNorm[i] : double.PositiveInfinity);
-        if (!double.IsFinite(norm))
-        {
-            SkippedNonFinite++;
-            ConsecutiveNonFinite++;
-            optimizer.zero_grad();
-            return new StepResult(unetNumber, value, true, norm, lr);
-        }
-        foreach (var group in optimizer.ParamGroups) group.LearningRate = lr;
-        optimizer.step();
-        optimizer.zero_grad();
+        double norm = optimizer.ClipGradNorm(MaxNorm(i)).item<float>();
+        if (!double.IsFinite(norm)) return Skip(i, value, norm, lr);
+        optimizer.Step();
+        optimizer.ZeroGrad();
         Ema?[i].Update();
         Steps[i]++;
         ConsecutiveNonFinite = 0;
+        (_hostLossSum[i], _hostSteps[i]) = (_hostLossSum[i] + value, _hostSteps[i] + 1);
         return new StepResult(unetNumber, value, false, norm, lr);
+    }
+
+    private double MaxNorm(int i) => _maxGradNorm[i] > 0 ? _maxGradNorm[i] : double.PositiveInfinity;
+
+    private StepResult Skip(int i, double loss, double norm, double lr)
+    {
+        SkippedNonFinite++;
+        ConsecutiveNonFinite++;
+        _hostSkips[i]++;
+        _optimizers[i]!.ZeroGrad();
+        return new StepResult(i + 1, loss, true, norm, lr);
+    }
+
+    /// <summary>The device-side guard: backward always, the update and EMA gated on a finite loss and norm, sums on the device.</summary>
+    private StepResult GatedStep(int i, Tensor loss, double lr)
+    {
+        var optimizer = _optimizers[i]!;
+        loss.backward();
+        optimizer.Prepare();
+        Ema?[i].AttachTo(optimizer);
+        var norm = optimizer.ClipGradNorm(MaxNorm(i));
+        var ok = loss.detach().isfinite().logical_and(norm.isfinite());
+        optimizer.Step(ok);
+        optimizer.ZeroGrad();
+        Ema?[i].Update(ok);
+        Steps[i]++;   // corrected by TakeStatistics for the steps the gate skipped
+        using (no_grad())
+        {
+            var device = loss.device;
+            _lossSum[i] ??= zeros(1, dtype: float64, device: device).squeeze().DetachFromDisposeScope();
+            _stepCount[i] ??= zeros(1, dtype: int64, device: device).squeeze().DetachFromDisposeScope();
+            _skipCount[i] ??= zeros(1, dtype: int64, device: device).squeeze().DetachFromDisposeScope();
+            _consecutive[i] ??= zeros(1, dtype: int64, device: device).squeeze().DetachFromDisposeScope();
+            var lossValue = loss.detach().to(float64);
+            _lossSum[i]!.add_(where(ok, lossValue, zeros_like(lossValue)));
+            _stepCount[i]!.add_(ok.to(int64));
+            _skipCount[i]!.add_(ok.logical_not().to(int64));
+            _consecutive[i]!.add_(1).mul_(ok.logical_not().to(int64));
+        }
+        return new StepResult(i + 1, double.NaN, false, double.NaN, lr, Deferred: true);
+    }
+
+    /// <summary>
+    /// The mean loss of the finished steps and the count of skipped ones since the last call (one device read with
+    /// the device-side guard), updating <see cref="SkippedNonFinite"/>, <see cref="ConsecutiveNonFinite"/> and the step
+    /// counts of gated steps that were skipped.
+    /// </summary>
+    public StepStatistics TakeStatistics(int unetNumber)
+    {
+        int i = unetNumber - 1;
+        if (_lossSum[i] is { } sum)
+        {
+            double lossSum = sum.item<double>();
+            long steps = _stepCount[i]!.item<long>(), skips = _skipCount[i]!.item<long>();
+            int consecutive = (int)_consecutive[i]!.item<long>();
+            foreach (var t in new[] { sum, _stepCount[i]!, _skipCount[i]! }) t.zero_();
+            Steps[i] -= skips;
+            SkippedNonFinite += skips;
+            ConsecutiveNonFinite = consecutive;
+            if (skips > 0) Ema?[i].Resync();
+            _hostLossSum[i] += lossSum;
+            _hostSteps[i] += steps;
+            _hostSkips[i] += skips;
+        }
+        var result = new StepStatistics(_hostSteps[i] > 0 ? _hostLossSum[i] / _hostSteps[i] : double.NaN, _hostSteps[i], _hostSkips[i]);
+        (_hostLossSum[i], _hostSteps[i], _hostSkips[i]) = (0, 0, 0);
+        return result;
     }
 
     /// <summary>Validation loss of one unet: no gradients, no update (condition dropout applies, as upstream).</summary>
@@ -141,6 +216,7 @@ public sealed class DecoderTrainer : IDisposable
     public void Dispose()
     {
         foreach (var o in _optimizers) o?.Dispose();
+        foreach (var t in _lossSum.Concat(_stepCount).Concat(_skipCount).Concat(_consecutive)) t?.Dispose();
         if (Ema is not null) foreach (var e in Ema) e.Dispose();
     }
 }

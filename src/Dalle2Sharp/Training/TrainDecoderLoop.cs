@@ -150,8 +150,8 @@ public sealed class TrainDecoderLoop
         var generator = new Generator((ulong)c.Seed + TrainSeedOffset, device);
         if (generatorState is not null) generator.set_state(generatorState);
         var condScale = c.Train.CondScale.Expand(decoder.NumUnets);
-        // Upstream logs unets numbered from 0; the mean of the last LogEveryBatches non-zero losses per unet.
-        var recentLosses = new double[LogEveryBatches, decoder.NumUnets];
+        // Upstream logs unets numbered from 0; the mean of the last LogEveryBatches non-zero losses per unet (the trainer's
+        // statistics since the previous log: with the device-side guard, the only device read of the loss).
         long nextSaveAt = samplesSeen + c.Train.SaveEveryNSamples;
         for (int epoch = startEpoch; epoch < c.Train.Epochs; epoch++)
         {
@@ -193,12 +193,8 @@ public sealed class TrainDecoderLoop
                     foreach (var unet in unetNumbers)
                     {
                         var result = trainer.Step(images, embeds, text, unet, generator);
-                        lastLoss[unet] = result.Loss;
-                        recentLosses[step % LogEveryBatches, unet - 1] = result.Skipped ? 0 : result.Loss;
-                        if (trainer.ConsecutiveNonFinite >= MaxConsecutiveNonFinite)
-                            throw new InvalidOperationException($"{trainer.ConsecutiveNonFinite} non-finite losses in a row " +
-                                                                $"(unet {unet}, step {trainer.Steps[unet - 1]}): " +
-                                                                "stopping; the last good checkpoint is kept. Lower train.lr or check the data.");
+                        if (!result.Deferred) lastLoss[unet] = result.Loss;
+                        StopOnNonFiniteRun(trainer, unet);
                     }
                     epochSamples += batch.Count;
                     samplesSeen += batch.Count;
@@ -214,8 +210,10 @@ public sealed class TrainDecoderLoop
                         };
                         foreach (var unet in unetNumbers)
                         {
-                            var nonZero = Enumerable.Range(0, LogEveryBatches).Select(r => recentLosses[r, unet - 1]).Where(v => v != 0).ToArray();
-                            record[$"Unet {unet - 1} Training Loss"] = nonZero.Length > 0 ? nonZero.Average() : double.NaN;
+                            var statistics = trainer.TakeStatistics(unet);
+                            StopOnNonFiniteRun(trainer, unet);
+                            if (double.IsFinite(statistics.MeanLoss)) lastLoss[unet] = statistics.MeanLoss;
+                            record[$"Unet {unet - 1} Training Loss"] = statistics.MeanLoss;
                             if (trainer.Ema is { } ema) record[$"Unet {unet - 1} EMA Decay"] = Math.Round(ema[unet - 1].CurrentDecay(), 5);
                         }
                         if (clip is not null) record["CLIP ms per batch"] = Math.Round(clip.MillisecondsPerBatch, 1);
@@ -336,6 +334,14 @@ public sealed class TrainDecoderLoop
     /// Sampling and evaluation run after the epoch's checkpoint is written: a failure there (a metric
     /// that cannot be computed, a numerical error) is logged with its cause and training goes on.
     /// </summary>
+    /// <summary>Stops a run whose last MaxConsecutiveNonFinite steps of a unet were all skipped (the checkpoint stays good).</summary>
+    private static void StopOnNonFiniteRun(DecoderTrainer trainer, int unet)
+    {
+        if (trainer.ConsecutiveNonFinite >= MaxConsecutiveNonFinite)
+            throw new InvalidOperationException($"{trainer.ConsecutiveNonFinite} non-finite losses in a row (unet {unet}, step " +
+                $"{trainer.Steps[unet - 1]}): stopping; the last good checkpoint is kept. Lower train.lr or check the data.");
+    }
+
     private void Guarded(RunTracker tracker, int epoch, string phase, Action action)
     {
         try { action(); }
@@ -436,7 +442,7 @@ public sealed class TrainDecoderLoop
             ["config"] = PickleValues.FromJson(System.Text.Json.Nodes.JsonNode.Parse(ConfigWriter.ToJson(_config))),
             ["model"] = model,
         };
-        AtomicFile.Write(path, s => TorchSharp.PyBridge.PyTorchPickler.PickleStateDict(s, root, leaveOpen: true));
+        TorchFiles.SaveStateDict(path, root);
         return path;
     }
 }

@@ -22,12 +22,12 @@ public class DecoderTrainerTests
     {
         using var decoder = new Decoder(DecoderLossTests.TestDecoderConfig());
         using var trainer = new DecoderTrainer(decoder, new TrainConfig());
-        var groups = trainer.Optimizer(1)!.ParamGroups.Cast<AdamW.ParamGroup>().ToList();
+        var groups = trainer.Optimizer(1)!.Groups;
         Assert.Equal(2, groups.Count);
-        Assert.Equal(209, groups[0].Parameters.Count());
-        Assert.Equal(270, groups[1].Parameters.Count());
-        Assert.Equal(0.01, ((AdamW.Options)groups[0].Options).weight_decay);
-        Assert.Equal(0.0, ((AdamW.Options)groups[1].Options).weight_decay);
+        Assert.Equal(209, groups[0].Parameters.Count);
+        Assert.Equal(270, groups[1].Parameters.Count);
+        Assert.Equal(0.01, groups[0].WeightDecay);
+        Assert.Equal(0.0, groups[1].WeightDecay);
     }
 
     [Fact]
