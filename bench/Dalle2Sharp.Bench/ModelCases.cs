@@ -44,8 +44,13 @@ public static class ModelCases
         var name = args.ElementAtOrDefault(0) ?? throw new ArgumentException($"case NAME: one of {string.Join(", ", Cases.Keys)}");
         var c = Cases.GetValueOrDefault(name) ?? throw new ArgumentException($"unknown case {name}: one of {string.Join(", ", Cases.Keys)}");
         int runs = args.Length > 1 ? int.Parse(args[1]) : 10;
+        var profile = Environment.GetEnvironmentVariable("DALLE2_BENCH_PROFILE") == "1";
+        void Mark(string what) { if (profile) Console.Error.WriteLine($"{SecondsSinceProcessStart():F2} s  {what}"); }
+        Mark("main");
         manual_seed(0);
+        Mark("torch loaded");
         using var decoder = new Decoder(new DecoderConfig { Unets = [c.Unet()], ImageSizes = [ImageSize], Timesteps = 1000, LearnedVariance = true });
+        Mark("decoder built");
         var g = new Generator(seed: 0);
         var images = rand([c.Batch, 3, ImageSize, ImageSize], generator: g);
         var embeds = randn([c.Batch, EmbedDim], generator: g);
@@ -74,6 +79,12 @@ public static class ModelCases
                 unet.ForwardWithCondScale(x, t, cond, c.CondScale);
             };
         }
+        if (Environment.GetEnvironmentVariable("DALLE2_BENCH_OTHER_SHAPE_FIRST") == "1" && trainer is not null)
+        {
+            var clock0 = Stopwatch.StartNew();
+            using (NewDisposeScope()) trainer.Step(rand([2, 3, ImageSize, ImageSize], generator: g), randn([2, EmbedDim], generator: g), null, 1, g);
+            Mark($"other-shape step ({clock0.Elapsed.TotalMilliseconds:F0} ms)");
+        }
         double? firstStep = null;
         var times = new List<double>();
         for (int i = 0; i < Warmup + runs; i++)
@@ -82,6 +93,7 @@ public static class ModelCases
             step();
             double ms = clock.Elapsed.TotalMilliseconds;
             firstStep ??= SecondsSinceProcessStart();
+            Mark($"step {i} done ({ms:F0} ms)");
             if (i >= Warmup) times.Add(ms);
         }
         times.Sort();

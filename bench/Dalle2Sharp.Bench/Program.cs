@@ -11,6 +11,7 @@ using Dalle2Sharp.Bench;
 //   dotnet run -c Release --project bench/Dalle2Sharp.Bench -- data       (input pipeline images/s; compare bench/upstream_data_baseline.py)
 //   bench/model-side-by-side.sh [rounds]                                   (train/sample/guided steps vs DALLE2-pytorch, alternating)
 //   bench/clip-embed-side-by-side.sh DIR                                   (dalle2 embed vs openai/CLIP in PyTorch, alternating)
+Dalle2Sharp.Runtime.NativeSetup.RestartWithAllocatorTunables();
 Dalle2Sharp.Runtime.NativeSetup.Configure();
 var what = args.FirstOrDefault() ?? "model";
 var result = what switch

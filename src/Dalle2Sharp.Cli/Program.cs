@@ -8,6 +8,7 @@ public static class Program
 {
     public static int Main(string[] args)
     {
+        Runtime.NativeSetup.RestartWithAllocatorTunables();
         Runtime.NativeSetup.Configure();
         return Build().Run(args);
     }

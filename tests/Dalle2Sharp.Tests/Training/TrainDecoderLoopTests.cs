@@ -249,4 +249,21 @@ public class TrainDecoderLoopTests
         Assert.Contains($"127.0.0.1:{port}", r.Stderr);
         Assert.Contains("Check the network", r.Stderr);
     }
+
+    [Fact]
+    public void TheCliRestartsWithHugePagesForTheHeapUnlessTheUserTunedMalloc()
+    {
+        using var dir = new TestPaths.TempDir();
+        string Log(string name, Dictionary<string, string> environment)
+        {
+            Directory.CreateDirectory(dir.File(name));
+            File.WriteAllText(Path.Combine(dir.File(name), "config.json"), ConfigWriter.ToJson(ShortRun(dir.File(name))));
+            var r = CliRunner.RunWith(dir.File(name), environment, "train-decoder", "--config", Path.Combine(dir.File(name), "config.json"), "--max-steps", "1");
+            Assert.True(r.ExitCode == 0, r.Stderr);
+            return r.Stdout + r.Stderr;
+        }
+        Assert.Contains("allocator: glibc malloc: huge pages for the heap", Log("restarted", []));
+        Assert.Contains("allocator: glibc malloc: blocks up to 32 MiB from the heap", Log("opted-out", new() { ["DALLE2_ALLOCATOR_RESTART"] = "0" }));
+        Assert.Contains("allocator: glibc malloc as the environment sets it (MALLOC_ARENA_MAX)", Log("user", new() { ["MALLOC_ARENA_MAX"] = "2" }));
+    }
 }
