@@ -216,7 +216,6 @@ public static partial class ConfigValidator
 
     private static void ValidateTrain(TrainConfig t, int n, Action<string, string> err)
     {
-        if (t.Amp) err("train.amp", "mixed precision is not available yet (upstream 1.15.6 accepts the option and ignores it); set it to false");
         if (t.Epochs < 0) err("train.epochs", $"must be 0 or more (got {t.Epochs})");
         PerUnet(t.Lr, n, "train.lr", err);
         foreach (var (lr, i) in t.Lr.Values.Select((v, i) => ((double)v!, i)))

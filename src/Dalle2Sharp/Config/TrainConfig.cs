@@ -51,7 +51,8 @@ public sealed class TrainConfig : ConfigSection
     [Key("ema_beta", "EMA decay. Upstream's code default is 0.999 (its README says 0.99); we follow the code.")]
     public double EmaBeta { get; set; } = 0.999;
 
-    [Key("amp", "Mixed precision (upstream ignores it).")]
+    [Key("amp", "Mixed precision: trained unets compute in bfloat16 with float32 master weights and moments; checkpoints stay " +
+                "float32 (upstream accepts the option and ignores it).")]
     public bool Amp { get; set; }
 
     [Key("unet_training_mask", "Which unets to train, one flag per unet (null = all).")]

@@ -33,6 +33,11 @@ public sealed record LoaderOptions
     public int Epoch { get; init; }
     /// <summary>Batches each worker may have ready ahead of the consumer.</summary>
     public int Prefetch { get; init; } = 2;
+    /// <summary>
+    /// Put batches in page-locked host memory (for a CUDA device: the copy to it can then run asynchronously,
+    /// `to(device, non_blocking: true)`). Needs a CUDA build of libtorch.
+    /// </summary>
+    public bool PinMemory { get; init; }
 }
 
 /// <summary>
@@ -142,13 +147,13 @@ public sealed class DecoderDataLoader(IReadOnlyList<Shard> shards, DecoderDatase
                     pending.Add(sample);
                     if (pending.Count == options.BatchSize)
                     {
-                        await writer.WriteAsync(Collate(pending), cancel);
+                        await writer.WriteAsync(Pinned(Collate(pending)), cancel);
                         pending.Clear();
                     }
                 }
                 if (cancel.IsCancellationRequested) break;
             }
-            if (pending.Count > 0 && !cancel.IsCancellationRequested) await writer.WriteAsync(Collate(pending), cancel);
+            if (pending.Count > 0 && !cancel.IsCancellationRequested) await writer.WriteAsync(Pinned(Collate(pending)), cancel);
         }
         catch (OperationCanceledException) { }
         catch (Exception e) { failure = e; }
@@ -183,6 +188,18 @@ public sealed class DecoderDataLoader(IReadOnlyList<Shard> shards, DecoderDatase
         textEncodings?.MoveToOuterDisposeScope();
         return new DecoderBatch(images, imageEmbeddings, textEncodings,
                                 samples.Select(s => s.Caption).ToArray(), samples.Select(s => s.Key).ToArray());
+    }
+
+    /// <summary>The batch in page-locked memory when <see cref="LoaderOptions.PinMemory"/> (made on the worker, as PyTorch's loader does).</summary>
+    private DecoderBatch Pinned(DecoderBatch batch)
+    {
+        if (!options.PinMemory) return batch;
+        using (batch)
+            return batch with
+            {
+                Images = batch.Images.pin_memory(), ImageEmbeddings = batch.ImageEmbeddings?.pin_memory(),
+                TextEncodings = batch.TextEncodings?.pin_memory(),
+            };
     }
 
     private static DecoderBatch Trim(DecoderBatch batch, int keep) => new(

@@ -20,9 +20,10 @@ public sealed class GainLayerNorm : nn.Module<Tensor, Tensor>
 
     public override Tensor forward(Tensor x)
     {
+        if (x.dtype == ScalarType.BFloat16) return LowPrecision.InFloat32(forward, x);
         double eps = x.dtype == ScalarType.Float32 ? 1e-5 : 1e-3;
         var (variance, mean) = var_mean(x, -1, unbiased: false, keepdim: true);
-        return (x - mean) * (variance + eps).rsqrt() * g;
+        return (x - mean) * (variance + eps).rsqrt() * g.to(x.dtype);
     }
 }
 
@@ -39,23 +40,39 @@ public sealed class ChanLayerNorm : nn.Module<Tensor, Tensor>
 
     public override Tensor forward(Tensor x)
     {
+        if (x.dtype == ScalarType.BFloat16) return LowPrecision.InFloat32(forward, x);
         double eps = x.dtype == ScalarType.Float32 ? 1e-5 : 1e-3;
         var (variance, mean) = var_mean(x, 1, unbiased: false, keepdim: true);
-        return (x - mean) * (variance + eps).rsqrt() * g;
+        return (x - mean) * (variance + eps).rsqrt() * g.to(x.dtype);
     }
 }
 
-/// <summary>Sinusoidal embedding of a (float) time: [sin(t·f), cos(t·f)], f_j = exp(−j·ln(10⁴)/(half−1)).</summary>
+/// <summary>
+/// Sinusoidal embedding of a (float) time: [sin(t·f), cos(t·f)], f_j = exp(−j·ln(10⁴)/(half−1)); always computed in
+/// float32 (t·f reaches 10³: bfloat16's 8-bit mantissa would lose the phase), then given in <see cref="OutputType"/>.
+/// </summary>
 public sealed class SinusoidalPosEmb(long dim) : nn.Module<Tensor, Tensor>(nameof(SinusoidalPosEmb))
 {
+    public ScalarType OutputType { get; set; } = ScalarType.Float32;
+
     public override Tensor forward(Tensor t)
     {
         long half = dim / 2;
         double step = Math.Log(10000) / (half - 1);
         var freqs = exp(arange(half, dtype: ScalarType.Float32, device: t.device) * -step);
         var args = t.to(ScalarType.Float32).unsqueeze(-1) * freqs.unsqueeze(0);
-        return cat([args.sin(), args.cos()], -1);
+        var embedding = cat([args.sin(), args.cos()], -1);
+        return OutputType == ScalarType.Float32 ? embedding : embedding.to(OutputType);
     }
+}
+
+/// <summary>
+/// The mixed-precision rule (train.amp) for what must not run in bfloat16: normalisations compute their statistics in
+/// float32 and hand the result back in the input's type, as PyTorch's autocast does for layer_norm.
+/// </summary>
+public static class LowPrecision
+{
+    public static Tensor InFloat32(Func<Tensor, Tensor> op, Tensor x) => op(x.to(ScalarType.Float32)).to(x.dtype);
 }
 
 /// <summary>A 3×3 conv whose kernel is standardised per output filter before use (weight standardisation).</summary>

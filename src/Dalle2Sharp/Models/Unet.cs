@@ -186,8 +186,39 @@ public sealed class Unet : nn.Module
         return Forward(x, time, cond, imageKeep, textKeep);
     }
 
+    /// <summary>
+    /// The type the weights and activations are in: float32, or bfloat16 for train.amp (the optimizer keeps float32
+    /// master weights; normalisations and the time embedding compute in float32). Inputs are cast to it and the
+    /// prediction is returned in float32.
+    /// </summary>
+    public ScalarType ComputeType { get; private set; } = ScalarType.Float32;
+
+    /// <summary>Casts the weights to <paramref name="type"/> (replacing the parameter objects) and computes in it.</summary>
+    public void UseComputeType(ScalarType type)
+    {
+        this.to(type);
+        ComputeType = type;
+        foreach (var module in modules().OfType<SinusoidalPosEmb>()) module.OutputType = type;
+    }
+
     /// <summary>The forward pass with the per-sample condition keep masks given ([b] bool each).</summary>
     private Tensor Forward(Tensor x, Tensor time, UnetConditioning cond, Tensor imageKeep, Tensor textKeep)
+    {
+        if (ComputeType != ScalarType.Float32)
+        {
+            Tensor? Cast(Tensor? t) => t is not null && t.is_floating_point() ? t.to(ComputeType) : t;
+            x = x.to(ComputeType);
+            cond = cond with
+            {
+                ImageEmbed = Cast(cond.ImageEmbed), TextEncodings = Cast(cond.TextEncodings), LowresCondImg = Cast(cond.LowresCondImg),
+                SelfCond = Cast(cond.SelfCond),
+            };
+            return ForwardInComputeType(x, time, cond, imageKeep, textKeep).to(ScalarType.Float32);
+        }
+        return ForwardInComputeType(x, time, cond, imageKeep, textKeep);
+    }
+
+    private Tensor ForwardInComputeType(Tensor x, Tensor time, UnetConditioning cond, Tensor imageKeep, Tensor textKeep)
     {
         long b = x.shape[0];
         if (LowresCond && cond.LowresCondImg is null)

@@ -24,7 +24,7 @@ public static class Checkpoint
     {
         var root = new OrderedDictionary
         {
-            ["model"] = StateDict(trainer.Decoder),
+            ["model"] = StateDict(trainer.Decoder, trainer),
             ["version"] = UpstreamVersion,
             ["steps"] = tensor(trainer.Steps),
         };
@@ -38,7 +38,7 @@ public static class Checkpoint
         {
             var emaState = new OrderedDictionary();
             for (int i = 0; i < ema.Count; i++)
-                foreach (var (key, value) in ema[i].state_dict()) emaState[$"{i}.{key}"] = value;
+                foreach (var (key, value) in ema[i].state_dict()) emaState[$"{i}.{key}"] = trainer.Float32(value);
             root["ema"] = emaState;
         }
         if (extras is not null)
@@ -64,7 +64,7 @@ public static class Checkpoint
         // Upstream's train_decoder.py replaces unets outside unet_training_mask by nn.Identity: their
         // weights are absent from its checkpoints, and ours load the same way.
         var untrained = Enumerable.Range(0, trainer.Decoder.NumUnets).Where(i => !trainer.Trained[i]).ToArray();
-        LoadInto(trainer.Decoder, model, path, untrained.Select(i => $"unets.{i}.").ToArray());
+        LoadInto(trainer.Decoder, model, path, untrained.Select(i => $"unets.{i}.").ToArray(), trainer);
         if (root["steps"] is Tensor steps)
             for (int i = 0; i < trainer.Steps.Length && i < steps.numel(); i++) trainer.Steps[i] = steps[i].item<long>();
         if (onlyModel) return root;
@@ -77,7 +77,7 @@ public static class Checkpoint
             {
                 var entries = Prefixed(emaState, $"{i}.");
                 if (untrained.Contains(i) && !entries.Keys.Cast<string>().Any(k => k.StartsWith("ema_model.", StringComparison.Ordinal))) continue;
-                LoadInto(ema[i], entries, path);
+                LoadInto(ema[i], entries, path, trainer: trainer);
                 ema[i].Resync();
             }
         else if (trainer.Ema is { } ema2 && root.ContainsKey("optim0"))
@@ -85,10 +85,10 @@ public static class Checkpoint
         return root;
     }
 
-    private static OrderedDictionary StateDict(nn.Module module)
+    private static OrderedDictionary StateDict(nn.Module module, DecoderTrainer trainer)
     {
         var dict = new OrderedDictionary();
-        foreach (var (key, value) in module.state_dict()) dict[key] = value;
+        foreach (var (key, value) in module.state_dict()) dict[key] = trainer.Float32(value);
         return dict;
     }
 
@@ -105,7 +105,8 @@ public static class Checkpoint
     /// <paramref name="mayBeAbsent"/> may be missing (they keep their values). One-element tensors load
     /// whether 0-dim or [1] (ema-pytorch changed `initted`/`step` from [1] to 0-dim).
     /// </summary>
-    private static void LoadInto(nn.Module module, IDictionary source, string path, IReadOnlyList<string>? mayBeAbsent = null)
+    private static void LoadInto(nn.Module module, IDictionary source, string path, IReadOnlyList<string>? mayBeAbsent = null,
+                                 DecoderTrainer? trainer = null)
     {
         var target = module.state_dict();
         bool Optional(string key) => mayBeAbsent?.Any(p => key.StartsWith(p, StringComparison.Ordinal)) == true;
@@ -123,7 +124,12 @@ public static class Checkpoint
         using var _ = no_grad();
         foreach (var (key, tensorValue) in target)
             if (source[key] is Tensor given)
+            {
                 tensorValue.copy_(given.reshape(tensorValue.shape).to(tensorValue.dtype));
+                // train.amp: the float32 master weights take the file's values exactly (the parameter holds them rounded).
+                if (trainer?.Float32(tensorValue) is { } master && !ReferenceEquals(master, tensorValue))
+                    master.copy_(given.reshape(master.shape).to(master.dtype));
+            }
     }
 
     /// <summary>PyTorch's AdamW/Adam state_dict: per-parameter moments keyed by index across groups, then the groups.</summary>

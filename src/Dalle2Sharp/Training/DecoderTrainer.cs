@@ -58,23 +58,42 @@ public sealed class DecoderTrainer : IDisposable
         _warmup = config.WarmupSteps?.Expand(n).ToArray() ?? new int?[n];
         _maxGradNorm = config.MaxGradNorm.Expand(n).ToArray();
         var wd = config.Wd.Expand(n);
+        // EMA copies first: with train.amp they must average the float32 weights, before the unets turn bfloat16.
+        if (config.UseEma)
+            Ema = Enumerable.Range(1, n).Select(u => new UnetEma(decoder.Unet(u), beta: config.EmaBeta)).ToArray();
         _optimizers = new FlatAdamW?[n];
         for (int i = 0; i < n; i++)
         {
             if (!Trained[i]) continue;
-            var parameters = decoder.Unet(i + 1).parameters().ToList();
+            var unet = decoder.Unet(i + 1);
+            List<Tensor>? master = null;
+            if (config.Amp)
+            {
+                using (no_grad()) master = unet.parameters().Select(p => p.detach().clone().DetachFromDisposeScope()).ToList<Tensor>();
+                unet.UseComputeType(ScalarType.BFloat16);
+            }
+            var parameters = unet.parameters().ToList();
             // Upstream: AdamW with weight decay on >= 2-D tensors only; Adam (one group) when wd = 0.
-            FlatAdamW.Group[] groups = wd[i] == 0
+            bool decays = wd[i] != 0;
+            FlatAdamW.Group[] groups = !decays
                 ? [new(parameters, 0.0)]
                 : [new(parameters.Where(p => p.dim() >= 2).ToList(), wd[i]), new(parameters.Where(p => p.dim() < 2).ToList(), 0.0)];
-            _optimizers[i] = new FlatAdamW(groups, _baseLr[i], beta1: 0.9, beta2: 0.99, eps: 1e-8);
+            var masterInGroupOrder = master is null ? null
+                : groups.SelectMany(g => g.Parameters).Select(p => master[parameters.IndexOf(p)]).ToList();
+            _optimizers[i] = new FlatAdamW(groups, _baseLr[i], beta1: 0.9, beta2: 0.99, eps: 1e-8, float32Master: masterInGroupOrder);
+            if (master is not null) foreach (var t in master) t.Dispose();
         }
         (_lossSum, _stepCount, _skipCount, _consecutive) = (new Tensor?[n], new Tensor?[n], new Tensor?[n], new Tensor?[n]);
         (_hostLossSum, _hostSteps, _hostSkips) = (new double[n], new long[n], new long[n]);
         DeviceSideGuard = decoder.Unet(1).parameters().First().device.type == DeviceType.CUDA;
-        if (config.UseEma)
-            Ema = Enumerable.Range(1, n).Select(u => new UnetEma(decoder.Unet(u), beta: config.EmaBeta)).ToArray();
     }
+
+    /// <summary>
+    /// The float32 value to save for a tensor of the decoder or an EMA's online copy: with train.amp a trained unet's
+    /// bfloat16 parameter is saved as its float32 master weights (checkpoints stay float32, as upstream's).
+    /// </summary>
+    public Tensor Float32(Tensor value) => _optimizers.Select(o => o?.MasterOf(value)).FirstOrDefault(m => m is not null) is { } master
+        ? master.view(value.shape) : value;
 
     /// <summary>Optimizer of a unet (null when the unet is not trained).</summary>
     public FlatAdamW? Optimizer(int unetNumber) => _optimizers[unetNumber - 1];

@@ -17,6 +17,9 @@ namespace Dalle2Sharp.Training;
 /// and a vectorised kernel's tail falls elsewhere (a few ulps; tested against torch 1.13's numbers).
 /// With a gate (a 0-dim bool tensor on the device) the update applies only where the gate is true, without reading it
 /// on the host: the GPU path's non-finite guard needs no synchronisation.
+/// Mixed precision (train.amp): given float32 master values for bfloat16 parameters, every parameter is a member from
+/// the start; gradients are taken to float32, clipped and applied to the float32 master copy, which is then cast back
+/// into the bfloat16 parameters — bfloat16 compute, float32 weights and moments.
 /// </summary>
 public sealed class FlatAdamW : IDisposable
 {
@@ -45,7 +48,11 @@ public sealed class FlatAdamW : IDisposable
         public required Moments Moments;
         public required (long Start, long Length)[] GroupRanges;
         public required Dictionary<IntPtr, (long Offset, long Count)> Members;
-        public void Dispose() { Parameters.Dispose(); Gradients.Dispose(); Moments.Dispose(); }
+        /// <summary>Float32 master weights when the parameters are in a lower precision (train.amp), else null.</summary>
+        public Tensor? Master;
+        /// <summary>This step's float32 gradients in master mode (made by ClipGradNorm, used by Step).</summary>
+        public Tensor? Float32Gradients;
+        public void Dispose() { Parameters.Dispose(); Gradients.Dispose(); Moments.Dispose(); Master?.Dispose(); Float32Gradients?.Dispose(); }
     }
 
     private readonly Group[] _groups;
@@ -59,16 +66,42 @@ public sealed class FlatAdamW : IDisposable
     public (double Beta1, double Beta2) Betas => (_beta1, _beta2);
     public double Eps => _eps;
 
-    /// <summary>The flat parameter buffer (null until the layout exists) and the parameters it holds, in order.</summary>
-    public Tensor? FlatParameters => _layout?.Parameters;
+    /// <summary>
+    /// The flat float32 weights (null until the layout exists): the parameters' own buffer, or in mixed precision the
+    /// master copy. <see cref="Members"/> are the parameters it holds, in order.
+    /// </summary>
+    public Tensor? FlatParameters => _layout?.Master ?? _layout?.Parameters;
+    public bool HasFloat32Master => _layout?.Master is not null;
     public Tensor? FlatGradients => _layout?.Gradients;
     public IEnumerable<Parameter> Members => _groups.SelectMany(g => g.Parameters).Where(p => _layout?.Members.ContainsKey(p.Handle) == true);
 
-    public FlatAdamW(IEnumerable<Group> groups, double lr, double beta1 = 0.9, double beta2 = 0.99, double eps = 1e-8)
+    public FlatAdamW(IEnumerable<Group> groups, double lr, double beta1 = 0.9, double beta2 = 0.99, double eps = 1e-8,
+                     IReadOnlyList<Tensor>? float32Master = null)
     {
         _groups = groups.ToArray();
         LearningRate = InitialLearningRate = lr;
         (_beta1, _beta2, _eps) = (beta1, beta2, eps);
+        if (float32Master is null) return;
+        // Mixed precision: the layout now (the first forward already runs in the low precision), master from the float32 values.
+        var all = All().ToList();
+        if (float32Master.Count != all.Count) throw new ArgumentException($"{float32Master.Count} master values for {all.Count} parameters");
+        BuildLayout(all.Select(x => x.P.Handle).ToHashSet(), step: 0);
+        using var _ = no_grad();
+        _layout!.Master = zeros(_layout.Parameters.numel(), device: all[0].P.device).DetachFromDisposeScope();
+        foreach (var ((p, _), value) in all.Zip(float32Master)) MasterOf(p)!.copy_(value.reshape(-1));
+        _layout.Parameters.copy_(_layout.Master);
+    }
+
+    /// <summary>The float32 master values of a member parameter (a view), in mixed precision; else null.</summary>
+    public Tensor? MasterOf(Tensor parameter) =>
+        _layout?.Master is { } master && _layout.Members.TryGetValue(parameter.Handle, out var range)
+            ? master.narrow(0, range.Offset, range.Count) : null;
+
+    /// <summary>Casts the master weights into the parameters (after master values were loaded).</summary>
+    public void SyncParametersFromMaster()
+    {
+        using var _ = no_grad();
+        if (_layout?.Master is { } master) _layout.Parameters.copy_(master);
     }
 
     private IEnumerable<(Parameter P, int Group)> All() => _groups.SelectMany((g, i) => g.Parameters.Select(p => (p, i)));
@@ -151,12 +184,18 @@ public sealed class FlatAdamW : IDisposable
         using var _ = no_grad();
         var loose = LooseParameters().Select(x => x.P.grad!).ToList();
         var norms = new List<Tensor>();
-        if (_layout is not null) norms.Add(_layout.Gradients.norm());
+        if (_layout?.Master is not null)
+        {
+            _layout.Float32Gradients?.Dispose();
+            _layout.Float32Gradients = _layout.Gradients.to(ScalarType.Float32).DetachFromDisposeScope();
+        }
+        var flatGradients = _layout?.Float32Gradients ?? _layout?.Gradients;
+        if (flatGradients is not null) norms.Add(flatGradients.norm());
         norms.AddRange(loose.Select(g => g.norm()));
         if (norms.Count == 0) return zeros(1).squeeze();
         var total = norms.Count == 1 ? norms[0] : stack(norms).norm();
         using var coefficient = (maxNorm / (total + ClipEpsilon)).clamp_max(1.0);
-        _layout?.Gradients.mul_(coefficient);
+        flatGradients?.mul_(coefficient);
         foreach (var g in loose) g.mul_(coefficient);
         return total;
     }
@@ -171,7 +210,10 @@ public sealed class FlatAdamW : IDisposable
             {
                 var (start, length) = layout.GroupRanges[gi];
                 if (length == 0) continue;
-                Update(layout.Parameters.narrow(0, start, length), layout.Gradients.narrow(0, start, length),
+                var weights = layout.Master ?? layout.Parameters;
+                var gradients = layout.Master is null ? layout.Gradients
+                    : layout.Float32Gradients ?? throw new InvalidOperationException("mixed precision: ClipGradNorm makes the float32 gradients");
+                Update(weights.narrow(0, start, length), gradients.narrow(0, start, length),
                        layout.Moments.ExpAvg.narrow(0, start, length), layout.Moments.ExpAvgSq.narrow(0, start, length),
                        layout.Moments, _groups[gi].WeightDecay, gate);
             }
@@ -182,6 +224,12 @@ public sealed class FlatAdamW : IDisposable
         }
         if (_layout is not null) Advance(_layout.Moments, gate);
         foreach (var m in _loose.Values) Advance(m, gate);
+        if (_layout?.Master is { } master)
+        {
+            _layout.Parameters.copy_(master);
+            _layout.Float32Gradients!.Dispose();
+            _layout.Float32Gradients = null;
+        }
     }
 
     private static void Advance(Moments m, Tensor? gate)
@@ -248,6 +296,11 @@ public sealed class FlatAdamW : IDisposable
     {
         var all = All().Select(x => x.P).ToList();
         if (state.Count != all.Count) throw new ArgumentException($"optimizer state for {state.Count} parameters, this one has {all.Count}");
+        if (_layout?.Master is not null)
+        {
+            LoadStateKeepingLayout(all, state);
+            return;
+        }
         _layout?.Dispose();
         _layout = null;
         foreach (var m in _loose.Values) m.Dispose();
@@ -272,6 +325,26 @@ public sealed class FlatAdamW : IDisposable
                 m.ExpAvgSq.copy_(s.ExpAvgSq.reshape(p.shape));
                 _loose[p.Handle] = m;
             }
+        }
+    }
+
+    /// <summary>Mixed precision: every parameter stays a member; the moments load in place, the step is the most common one.</summary>
+    private void LoadStateKeepingLayout(List<Parameter> all, IReadOnlyList<ParameterState?> state)
+    {
+        using var _ = no_grad();
+        var layout = _layout!;
+        layout.Moments.ExpAvg.zero_();
+        layout.Moments.ExpAvgSq.zero_();
+        var stepped = all.Zip(state).Where(x => x.Second is not null).ToList();
+        layout.Moments.Step = stepped.Count == 0 ? 0
+            : stepped.GroupBy(x => x.Second!.Step).OrderByDescending(g => g.Count()).ThenByDescending(g => g.Key).First().Key;
+        layout.Moments.DeviceStep?.Dispose();
+        layout.Moments.DeviceStep = null;
+        foreach (var (p, s) in stepped)
+        {
+            var (offset, count) = layout.Members[p.Handle];
+            layout.Moments.ExpAvg.narrow(0, offset, count).copy_(s!.ExpAvg.reshape(count));
+            layout.Moments.ExpAvgSq.narrow(0, offset, count).copy_(s.ExpAvgSq.reshape(count));
         }
     }
 

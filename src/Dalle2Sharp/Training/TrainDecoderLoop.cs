@@ -125,6 +125,12 @@ public sealed class TrainDecoderLoop
         tracker.Print($"oneDNN CPU kernels: {NativeSetup.OneDnnIsa}");
         tracker.Print($"TorchSharp Scalar guard: {ScalarGuard.Status}");
         tracker.Print($"allocator: {NativeSetup.Allocator}");
+        // On CUDA: batches in pinned memory copied asynchronously, TF32 matmuls, and no per-step reads of the loss (the
+        // trainer's device-side guard); the loss is read once per log line.
+        bool asyncCopies = device.type == DeviceType.CUDA;
+        if (asyncCopies)
+            tracker.Print($"CUDA: {Devices.Tf32Status}; pinned batches copied asynchronously; non-finite guard on the device " +
+                          $"(losses read every {LogEveryBatches} batches)");
         tracker.Print($"JPEG decode: {Data.ImageDecoder.JpegBackend}" +
                (Data.ImageTransforms.ReducesDecode(c.Data.Preprocessing, c.Data.ReducedDecode)
                    ? ", at reduced size (DCT-scaled) before the first resize" : ""));
@@ -162,7 +168,7 @@ public sealed class TrainDecoderLoop
             var loader = new DecoderDataLoader(splits.Train, dataset, new LoaderOptions
             {
                 BatchSize = c.Data.BatchSize, NumWorkers = c.Data.NumWorkers, Shuffle = c.Data.ShuffleTrain, Resample = c.Data.ResampleTrain,
-                MaxSamples = c.Train.EpochSamples, Seed = c.Seed, Epoch = epoch,
+                MaxSamples = c.Train.EpochSamples, Seed = c.Seed, Epoch = epoch, PinMemory = asyncCopies,
             });
             var lastLoss = new Dictionary<int, double>();
             // Resuming mid-epoch: the loader's order is fixed by seed, epoch and worker count, so the
@@ -187,9 +193,9 @@ public sealed class TrainDecoderLoop
                                $"({samplesSeen} samples seen); the same command with tracker.log.auto_resume resumes exactly here");
                         return false;
                     }
-                    var images = batch.Images.to(device);
-                    var embeds = batch.ImageEmbeddings?.to(device);
-                    var text = batch.TextEncodings?.to(device);
+                    var images = batch.Images.to(device, non_blocking: asyncCopies);
+                    var embeds = batch.ImageEmbeddings?.to(device, non_blocking: asyncCopies);
+                    var text = batch.TextEncodings?.to(device, non_blocking: asyncCopies);
                     foreach (var unet in unetNumbers)
                     {
                         var result = trainer.Step(images, embeds, text, unet, generator);
@@ -432,7 +438,7 @@ public sealed class TrainDecoderLoop
     {
         var path = Path.Combine(tracker.DataPath, "model.pth");
         var model = new System.Collections.Specialized.OrderedDictionary();
-        foreach (var (key, value) in trainer.Decoder.state_dict()) model[key] = value;
+        foreach (var (key, value) in trainer.Decoder.state_dict()) model[key] = trainer.Float32(value);
         if (trainer.Ema is { } ema)
             for (int i = 0; i < ema.Count; i++)
                 foreach (var (key, value) in ema[i].Averaged.state_dict()) model[$"unets.{i}.{key}"] = value;

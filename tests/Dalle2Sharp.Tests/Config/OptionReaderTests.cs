@@ -21,7 +21,6 @@ public class OptionReaderTests
         ["data.stall_timeout"] = "read through DataConfig.Timeouts, used by every data source",
         ["train.find_unused_parameters"] = "a torch DistributedDataParallel setting; nothing here corresponds to it",
         ["train.static_graph"] = "a torch DistributedDataParallel setting; nothing here corresponds to it",
-        ["train.amp"] = "validation refuses true (mixed precision not built yet; upstream ignores it); false is what runs",
         ["evaluate.FID.reset_real_features"] = "upstream builds a new metric per evaluation, so real features are recomputed every time whatever the flag; so do we",
         ["evaluate.KID.reset_real_features"] = "upstream builds a new metric per evaluation, so real features are recomputed every time whatever the flag; so do we",
         ["evaluate.FID.normalize"] = "validation refuses true (it would rescale upstream's uint8 inputs a second time)",
