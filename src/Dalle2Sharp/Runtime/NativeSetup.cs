@@ -133,6 +133,24 @@ public static class NativeSetup
         }
     }
 
+    /// <summary>
+    /// Turns libtorch's NNPACK convolution path off (at::globalContext().setUserEnabledNNPACK(false); TorchSharp has no
+    /// binding for it). For a bfloat16 convolution on a CPU, libtorch asks whether NNPACK is available before it looks at
+    /// the type, NNPACK fails to initialise on these CPUs, and the failure is logged on every call: 10,000 warning lines
+    /// per quickstart epoch with train.amp. NNPACK only ever serves float32, which oneDNN takes first. Returns whether it
+    /// was done.
+    /// </summary>
+    public static unsafe bool DisableNnpack()
+    {
+        if (!OperatingSystem.IsLinux()) return false;
+        if (!NativeLibrary.TryLoad(Path.Combine(AppContext.BaseDirectory, "libtorch_cpu.so"), out var torch)) return false;
+        if (!NativeLibrary.TryGetExport(torch, "_ZN2at13globalContextEv", out var globalContext)
+            || !NativeLibrary.TryGetExport(torch, "_ZN2at7Context20setUserEnabledNNPACKEb", out var setEnabled)) return false;
+        var context = ((delegate* unmanaged<IntPtr>)globalContext)();
+        ((delegate* unmanaged<IntPtr, byte, void>)setEnabled)(context, 0);
+        return true;
+    }
+
     [DllImport("libc", EntryPoint = "mallopt")]
     private static extern int MallOpt(int parameter, int value);
 

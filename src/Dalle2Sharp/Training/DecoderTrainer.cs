@@ -69,6 +69,7 @@ public sealed class DecoderTrainer : IDisposable
             List<Tensor>? master = null;
             if (config.Amp)
             {
+                if (unet.parameters().First().device.type == DeviceType.CPU) Runtime.NativeSetup.DisableNnpack();
                 using (no_grad()) master = unet.parameters().Select(p => p.detach().clone().DetachFromDisposeScope()).ToList<Tensor>();
                 unet.UseComputeType(ScalarType.BFloat16);
             }
