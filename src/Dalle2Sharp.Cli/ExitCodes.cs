@@ -57,6 +57,7 @@ public static class ExitCodes
         HttpRequestException or System.Net.Sockets.SocketException or TaskCanceledException { InnerException: TimeoutException }
             or Runtime.NetworkException
             => "Check the network connection, proxy settings and that the server is up.",
+        Runtime.MpiException => "Check the Open MPI installation (openmpi-bin, libopenmpi3) and how the ranks were launched.",
         DllNotFoundException or EntryPointNotFoundException or BadImageFormatException
             => "A native library failed to load: check the libtorch package for this platform and, for JPEG, libturbojpeg0.",
         TypeInitializationException { InnerException: { } inner } => EnvironmentProblem(inner),

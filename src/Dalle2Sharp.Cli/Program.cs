@@ -28,6 +28,8 @@ public static class Program
             });
             c.AddCommand<TrainDecoderCommand>("train-decoder")
                 .WithDescription("Train the decoder from a config: epochs of training, validation, sample grids and checkpoints.");
+            c.AddCommand<MpiCheckCommand>("mpi-check")
+                .WithDescription("Check a data-parallel launch (mpirun -np N dalle2 mpi-check): collective speed, identical weights on every rank.");
             c.AddCommand<QuickstartCommand>("quickstart")
                 .WithDescription("Generate the small shapes dataset (first run only) and train on it with configs/quickstart.json.");
             c.AddCommand<SampleCommand>("sample")

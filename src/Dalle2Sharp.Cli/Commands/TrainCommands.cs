@@ -65,3 +65,37 @@ public sealed class QuickstartCommand : Command<QuickstartSettings>
                 cancel => LiveProgress.Run(progress => new TrainDecoderLoop(config, progress).Run(settings.Config, cancel)));
         });
 }
+
+public sealed class MpiCheckSettings : CommandSettings
+{
+    [CommandOption("--steps <N>")]
+    [Description("Training steps of the small check decoder (default 3).")]
+    public int Steps { get; set; } = 3;
+
+    [CommandOption("--batch <N>")]
+    [Description("Samples per rank per step (default 2).")]
+    public int Batch { get; set; } = 2;
+
+    [CommandOption("--save <FILE>")]
+    [Description("Rank 0 saves the check decoder's checkpoint here (to compare runs with different rank counts).")]
+    public string? Save { get; set; }
+
+    public override Spectre.Console.ValidationResult Validate() =>
+        Steps < 1 || Batch < 1 ? Spectre.Console.ValidationResult.Error("--steps and --batch must be at least 1")
+                               : Spectre.Console.ValidationResult.Success();
+}
+
+/// <summary>
+/// Checks a data-parallel launch (`mpirun -np N dalle2 mpi-check`): collective latency and bandwidth, and that N ranks
+/// training together end with identical weights. Exit 1 when they do not.
+/// </summary>
+public sealed class MpiCheckCommand : Command<MpiCheckSettings>
+{
+    public override int Execute(CommandContext context, MpiCheckSettings settings, CancellationToken cancellationToken) =>
+        ExitCodes.Run(() =>
+        {
+            using var collectives = Runtime.Mpi.StartIfLaunched();
+            var report = Training.DataParallelCheck.Run(collectives, settings.Steps, settings.Batch, settings.Save, Console.WriteLine);
+            return report.RanksAgree ? ExitCodes.Ok : ExitCodes.Failure;
+        });
+}

@@ -30,6 +30,11 @@ public static class NativeSetup
     {
         ScalarGuard.Install();
         ConfigureAllocator();
+        if (!_nnpackDone)
+        {
+            _nnpackDone = true;
+            DisableNnpack();
+        }
         // Numbers, dates and paths format the same whatever the user's locale (logs, templates, JSON); ICU
         // stays loaded for what needs Unicode data (CLIP's caption normalisation: NFC, NFKC).
         System.Globalization.CultureInfo.DefaultThreadCurrentCulture = System.Globalization.CultureInfo.InvariantCulture;
@@ -137,9 +142,11 @@ public static class NativeSetup
     /// Turns libtorch's NNPACK convolution path off (at::globalContext().setUserEnabledNNPACK(false); TorchSharp has no
     /// binding for it). For a bfloat16 convolution on a CPU, libtorch asks whether NNPACK is available before it looks at
     /// the type, NNPACK fails to initialise on these CPUs, and the failure is logged on every call: 10,000 warning lines
-    /// per quickstart epoch with train.amp. NNPACK only ever serves float32, which oneDNN takes first. Returns whether it
-    /// was done.
+    /// per quickstart epoch with train.amp, and for float32 convolutions at one thread (mpirun ranks) too. Done at start
+    /// for every process: where NNPACK would initialise, oneDNN serves those convolutions instead. Returns whether it was done.
     /// </summary>
+    private static bool _nnpackDone;
+
     public static unsafe bool DisableNnpack()
     {
         if (!OperatingSystem.IsLinux()) return false;

@@ -1,6 +1,7 @@
 using Dalle2Sharp.Config;
 using Dalle2Sharp.Models;
 using TorchSharp;
+using Dalle2Sharp.Runtime;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
@@ -69,7 +70,6 @@ public sealed class DecoderTrainer : IDisposable
             List<Tensor>? master = null;
             if (config.Amp)
             {
-                if (unet.parameters().First().device.type == DeviceType.CPU) Runtime.NativeSetup.DisableNnpack();
                 using (no_grad()) master = unet.parameters().Select(p => p.detach().clone().DetachFromDisposeScope()).ToList<Tensor>();
                 unet.UseComputeType(ScalarType.BFloat16);
             }
@@ -108,7 +108,15 @@ public sealed class DecoderTrainer : IDisposable
     }
 
     /// <summary>Forward, backward and update of one unet on a batch (images in [0, 1]).</summary>
-    public StepResult Step(Tensor images, Tensor? imageEmbeds, Tensor? textEncodings, int unetNumber, Generator? generator = null)
+    public StepResult Step(Tensor images, Tensor? imageEmbeds, Tensor? textEncodings, int unetNumber, Generator? generator = null) =>
+        StepOn(unetNumber, () => Decoder.forward(images, imageEmbeds, textEncodings, unetNumber, generator));
+
+    /// <summary>
+    /// Backward and update of one unet on the loss <paramref name="loss"/> computes (in training mode, in this step's
+    /// dispose scope). With several processes (<see cref="Collectives"/>) the gradients are averaged across them before
+    /// clipping, and every rank takes the same decision on a non-finite loss or norm.
+    /// </summary>
+    public StepResult StepOn(int unetNumber, Func<Tensor> loss)
     {
         int i = unetNumber - 1;
         var optimizer = _optimizers[i]
@@ -117,24 +125,106 @@ public sealed class DecoderTrainer : IDisposable
         Decoder.train();
         double lr = LearningRate(unetNumber);
         optimizer.LearningRate = lr;
-        var loss = Decoder.forward(images, imageEmbeds, textEncodings, unetNumber, generator);
-        if (DeviceSideGuard) return GatedStep(i, loss, lr);
+        var value = loss();
+        if (Collectives.WorldSize > 1) return DataParallelStep(i, value, lr);
+        if (DeviceSideGuard) return GatedStep(i, value, lr);
 
-        double value = loss.item<float>();
-        if (!double.IsFinite(value)) return Skip(i, value, double.NaN, lr);   // a NaN/inf loss must not reach the weights
-        loss.backward();
+        double lossValue = value.item<float>();
+        if (!double.IsFinite(lossValue)) return Skip(i, lossValue, double.NaN, lr);   // a NaN/inf loss must not reach the weights
+        value.backward();
+        return Update(i, lossValue, lr);
+    }
+
+    /// <summary>Clipping, the optimizer and the EMA after backward; a non-finite norm skips.</summary>
+    private StepResult Update(int i, double lossValue, double lr)
+    {
+        var optimizer = _optimizers[i]!;
         optimizer.Prepare();
         Ema?[i].AttachTo(optimizer);
         // With max_grad_norm 0 the norm is still measured (an infinite bound never clips).
         double norm = optimizer.ClipGradNorm(MaxNorm(i)).item<float>();
-        if (!double.IsFinite(norm)) return Skip(i, value, norm, lr);
+        if (!double.IsFinite(norm)) return Skip(i, lossValue, norm, lr);
         optimizer.Step();
         optimizer.ZeroGrad();
         Ema?[i].Update();
         Steps[i]++;
         ConsecutiveNonFinite = 0;
-        (_hostLossSum[i], _hostSteps[i]) = (_hostLossSum[i] + value, _hostSteps[i] + 1);
-        return new StepResult(unetNumber, value, false, norm, lr);
+        (_hostLossSum[i], _hostSteps[i]) = (_hostLossSum[i] + lossValue, _hostSteps[i] + 1);
+        return new StepResult(i + 1, lossValue, false, norm, lr);
+    }
+
+    /// <summary>The processes this trainer's steps are averaged over (one unless launched by MPI).</summary>
+    public ICollectives Collectives { get; init; } = SingleProcess.Instance;
+
+    /// <summary>Gradient buckets of at most this many elements per allreduce (25 MiB of float32, as PyTorch's DDP buckets).</summary>
+    public const long AllReduceBucketElements = 25L * 1024 * 1024 / sizeof(float);
+
+    /// <summary>Time and bytes of gradient averaging in the last data-parallel step (logged by the training loop).</summary>
+    public (double Milliseconds, long Bytes) LastAllReduce { get; private set; }
+
+    /// <summary>
+    /// One data-parallel step: backward always (a rank's NaN reaches the averaged gradients of every rank, so all skip
+    /// together), gradients summed across ranks in buckets and divided by the world size, the loss averaged.
+    /// </summary>
+    private StepResult DataParallelStep(int i, Tensor loss, double lr)
+    {
+        var optimizer = _optimizers[i]!;
+        double localLoss = loss.item<float>();
+        loss.backward();
+        optimizer.Prepare();
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        long bytes = 0;
+        using (no_grad())
+        {
+            foreach (var gradient in optimizer.AllGradients())
+                for (long start = 0; start < gradient.numel(); start += AllReduceBucketElements)
+                {
+                    using var bucket = gradient.narrow(0, start, Math.Min(AllReduceBucketElements, gradient.numel() - start));
+                    Collectives.AllReduceSum(bucket);
+                    bytes += bucket.numel() * bucket.element_size();
+                }
+            foreach (var gradient in optimizer.AllGradients()) gradient.div_(Collectives.WorldSize);
+        }
+        LastAllReduce = (clock.Elapsed.TotalMilliseconds, bytes);
+        double meanLoss = Collectives.AllReduceSum(localLoss)[0] / Collectives.WorldSize;
+        if (!double.IsFinite(meanLoss)) return Skip(i, meanLoss, double.NaN, lr);
+        return Update(i, meanLoss, lr);
+    }
+
+    /// <summary>
+    /// Makes every rank hold rank 0's weights, EMA weights, optimizer state and step counts (at start and after a resume,
+    /// so that ranks that initialised or loaded differently agree). Collective.
+    /// </summary>
+    public void BroadcastFromRoot()
+    {
+        if (Collectives.WorldSize == 1) return;
+        using var scope = NewDisposeScope();
+        using var _ = no_grad();
+        foreach (var (_, t) in Decoder.state_dict()) Collectives.Broadcast(t);
+        if (Ema is not null) foreach (var ema in Ema) { foreach (var (_, t) in ema.state_dict()) Collectives.Broadcast(t); ema.Resync(); }
+        foreach (var optimizer in _optimizers.OfType<FlatAdamW>()) optimizer.Broadcast(Collectives);
+        var steps = tensor(Steps);
+        Collectives.Broadcast(steps);
+        steps.data<long>().CopyTo(Steps, 0);
+    }
+
+    /// <summary>
+    /// A fingerprint of the weights and EMA weights (sum and sum of squares in float64): equal on every rank of a
+    /// data-parallel run after every step, which the training loop checks at each checkpoint.
+    /// </summary>
+    public (double Sum, double SumOfSquares) Fingerprint()
+    {
+        using var scope = NewDisposeScope();
+        double sum = 0, squares = 0;
+        var tensors = Decoder.parameters().Select(p => Float32(p))
+            .Concat(Ema?.SelectMany(e => e.Averaged.parameters()).Select(p => (Tensor)p) ?? []);
+        foreach (var t in tensors)
+        {
+            var d = t.detach().to(ScalarType.Float64);
+            sum += d.sum().item<double>();
+            squares += d.square().sum().item<double>();
+        }
+        return (sum, squares);
     }
 
     private double MaxNorm(int i) => _maxGradNorm[i] > 0 ? _maxGradNorm[i] : double.PositiveInfinity;

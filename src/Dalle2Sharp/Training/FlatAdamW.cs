@@ -270,6 +270,36 @@ public sealed class FlatAdamW : IDisposable
         expAvgSq.copy_(where(gate, newAvgSq, expAvgSq));
     }
 
+    /// <summary>Every gradient the optimizer steps on: the flat buffer, then each late member's (for averaging across ranks).</summary>
+    public IEnumerable<Tensor> AllGradients()
+    {
+        if (_layout is not null) yield return _layout.Gradients;
+        foreach (var (p, _) in LooseParameters()) yield return p.grad!.view(-1);
+    }
+
+    /// <summary>Rank 0's moments and step counts everywhere (the layouts must agree: same model, same checkpoint). Collective.</summary>
+    public void Broadcast(Runtime.ICollectives collectives)
+    {
+        using var _ = no_grad();
+        var moments = (_layout is null ? [] : new[] { _layout.Moments }).Concat(LooseParameters().Select(x => x.M)).ToList();
+        using var steps = tensor(moments.Select(m => m.CurrentStep).ToArray());
+        collectives.Broadcast(steps);
+        var values = steps.data<long>().ToArray();
+        for (int k = 0; k < moments.Count; k++)
+        {
+            collectives.Broadcast(moments[k].ExpAvg);
+            collectives.Broadcast(moments[k].ExpAvgSq);
+            moments[k].Step = values[k];
+            moments[k].DeviceStep?.Dispose();
+            moments[k].DeviceStep = null;
+        }
+        if (_layout?.Master is { } master)
+        {
+            collectives.Broadcast(master);
+            _layout.Parameters.copy_(master);
+        }
+    }
+
     /// <summary>Every parameter's state in group order (null: never stepped), as torch's state_dict indexes it.</summary>
     public IReadOnlyList<ParameterState?> State()
     {
