@@ -34,8 +34,14 @@ public sealed class TrainDecoderCommand : Command<TrainDecoderSettings>
             var config = ConfigLoader.LoadFile(settings.Config, settings.Set);
             // With overrides the run records the config it used (resolved), not the file as written.
             string? configFile = settings.Set.Length == 0 ? settings.Config : null;
+            // Under mpirun/srun: one rank per process, data-parallel; rank 0 prints and saves, the others stay quiet.
+            using var collectives = Runtime.Mpi.StartIfLaunched();
+            if (!collectives.IsRoot)
+                return Interruptible.Run(cancellationToken, cancel =>
+                    new TrainDecoderLoop(config, new PlainProgress(_ => { })) { MaxSteps = settings.MaxSteps, Collectives = collectives }
+                        .Run(configFile, cancel));
             return Interruptible.Run(cancellationToken, cancel => LiveProgress.Run(progress =>
-                new TrainDecoderLoop(config, progress) { MaxSteps = settings.MaxSteps }.Run(configFile, cancel)));
+                new TrainDecoderLoop(config, progress) { MaxSteps = settings.MaxSteps, Collectives = collectives }.Run(configFile, cancel)));
         });
 }
 

@@ -25,13 +25,19 @@ public sealed class RunTracker : IDisposable
     private readonly TrackerConfig _config;
     private readonly List<(TrackerSaveConfig Config, ICheckpointSaver Saver)> _savers;
     private bool _finished;
+    /// <summary>A data-parallel rank other than 0: it writes, prints and sends nothing (rank 0 does).</summary>
+    public bool IsFollower { get; }
 
     private RunTracker(string dataPath, Action<string> print, TrackerConfig config, IRunLogger? logger,
-                       List<(TrackerSaveConfig, ICheckpointSaver)> savers)
+                       List<(TrackerSaveConfig, ICheckpointSaver)> savers, bool follower = false)
     {
-        (DataPath, _print, _config, Logger, _savers) = (dataPath, print, config, logger, savers);
-        _metrics = new StreamWriter(new FileStream(MetricsPath, FileMode.Append, FileAccess.Write, FileShare.Read)) { AutoFlush = true };
+        (DataPath, _print, _config, Logger, _savers, IsFollower) = (dataPath, print, config, logger, savers, follower);
+        _metrics = follower ? StreamWriter.Null
+            : new StreamWriter(new FileStream(MetricsPath, FileMode.Append, FileAccess.Write, FileShare.Read)) { AutoFlush = true };
     }
+
+    /// <summary>The tracker of a data-parallel rank other than 0: the same data_path, nothing created, logged or saved.</summary>
+    public static RunTracker Follower(TrackerConfig config) => new(Path.GetFullPath(config.DataPath), _ => { }, config, null, [], follower: true);
 
     /// <summary>What upstream adds to the logged config (train_decoder.py's extra_config) for one process.</summary>
     public static JsonObject ExtraConfig() => new()
@@ -183,6 +189,7 @@ public sealed class RunTracker : IDisposable
     /// </summary>
     public void Save(string checkpoint, Func<string> modelFile, IReadOnlyDictionary<string, object> fields, bool isBest, string message)
     {
+        if (IsFollower) return;
         foreach (var (config, saver) in _savers)
         {
             try
@@ -201,6 +208,7 @@ public sealed class RunTracker : IDisposable
     /// <summary>Upstream's save_config: the config file to data_path and to every saver's save_meta_to folder.</summary>
     public void SaveConfig(string configFile, string name = "decoder_config.json")
     {
+        if (IsFollower) return;
         Runtime.AtomicFile.Copy(configFile, Path.Combine(DataPath, name));
         foreach (var (config, saver) in _savers)
             if (config.SaveMetaTo is { } meta)
@@ -220,6 +228,7 @@ public sealed class RunTracker : IDisposable
     /// </summary>
     public void RecordCheckpoint(string checkpointPath)
     {
+        if (IsFollower) return;
         string absolute = Path.GetFullPath(checkpointPath);
         var json = new JsonObject
         {

@@ -37,6 +37,14 @@ public sealed class TrainDecoderLoop
 
     /// <summary>Seed offsets from the run's seed for the generators of each phase (independent streams).</summary>
     private const ulong TrainSeedOffset = 1, ValidationSeedOffset = 7, GridSeedOffset = 11;
+    /// <summary>Rank r's training generator is seeded seed + TrainSeedOffset + r·RankSeedStride (its own timesteps and noise).</summary>
+    private const ulong RankSeedStride = 1_000_003;
+
+    /// <summary>
+    /// The processes training this model data-parallel (MPI when launched by mpirun/srun, else one): each reads its own
+    /// slice of the shards, gradients are averaged, and only rank 0 logs, saves, samples and evaluates.
+    /// </summary>
+    public ICollectives Collectives { get; init; } = SingleProcess.Instance;
 
     /// <summary>
     /// Trains until the configured epochs are done (returns true) or <paramref name="cancel"/> fires
@@ -54,9 +62,13 @@ public sealed class TrainDecoderLoop
         if (clip is not null) MatchClipWidths(clip.Embedder);
         manual_seed(c.Seed);
 
-        string? resumeFrom = CheckpointLoader.Resolve(c.Tracker, _print, c.Data.Timeouts);
+        // Rank 0 finds (or downloads) the checkpoint to resume from; every rank loads that file (one filesystem).
+        string? resumeFrom = Collectives.IsRoot ? CheckpointLoader.Resolve(c.Tracker, _print, c.Data.Timeouts) : null;
+        resumeFrom = ShareFromRoot(resumeFrom);
         var resolvedConfig = System.Text.Json.Nodes.JsonNode.Parse(ConfigWriter.ToJson(c))!.AsObject();
-        using var tracker = RunTracker.Start(c.Tracker, resuming: resumeFrom is not null, _print, resolvedConfig, c.Data.Timeouts);
+        using var tracker = Collectives.IsRoot
+            ? RunTracker.Start(c.Tracker, resuming: resumeFrom is not null, _print, resolvedConfig, c.Data.Timeouts)
+            : RunTracker.Follower(c.Tracker);
         int exitCode = ExitFailure;
         try
         {
@@ -98,21 +110,22 @@ public sealed class TrainDecoderLoop
                        Clip.ClipStage? clip, CancellationToken cancel)
     {
         var c = _config;
-        if (configPath is null)
+        if (configPath is null && Collectives.IsRoot)
         {
             configPath = Path.Combine(tracker.DataPath, "decoder_config.json");
             AtomicFile.Write(configPath, s => s.Write(System.Text.Encoding.UTF8.GetBytes(ConfigWriter.ToJson(c))));
         }
-        tracker.SaveConfig(configPath);
+        if (configPath is not null) tracker.SaveConfig(configPath);
 
-        var splits = ShardSpec.Split(c.Data, c.Seed);
+        int rank = Collectives.Rank, world = Collectives.WorldSize;
+        var splits = ShardSpec.Split(c.Data, c.Seed, rank, world);
         var issues = new DataIssues(w => tracker.Print($"warning: {w}"));
         var dataset = new DecoderDataset(c.Data, issues, requireImageEmbedding: !c.Decoder.Unconditional && clip is null,
             imageEmbedDim: c.Decoder.Unets[0].ImageEmbedDim);
 
         using var decoder = new Decoder(c.Decoder);
         decoder.to(device);
-        using var trainer = new DecoderTrainer(decoder, c.Train);
+        using var trainer = new DecoderTrainer(decoder, c.Train) { Collectives = Collectives };
         using var evaluator = new Evaluation.DecoderEvaluator(c.Evaluate, weights, device);
         var unetNumbers = Enumerable.Range(1, decoder.NumUnets).Where(u => trainer.Trained[u - 1]).ToArray();
         // The logger's step, as upstream's: optimizer steps taken by the first trained unet.
@@ -121,7 +134,9 @@ public sealed class TrainDecoderLoop
         bool stopAfterEpoch = false;
         tracker.Print($"decoder: {decoder.NumUnets} unet(s), {decoder.parameters().Sum(p => p.numel()):N0} parameters; " +
                $"training unet(s) {string.Join(", ", unetNumbers)} on {device}; " +
-               $"shards train {splits.Train.Count} / val {splits.Val.Count} / test {splits.Test.Count}");
+               $"shards train {splits.Train.Count} / val {splits.Val.Count} / test {splits.Test.Count}" +
+               (world > 1 ? $" per rank; {world} ranks (MPI), gradients averaged in buckets of " +
+                            $"{DecoderTrainer.AllReduceBucketElements * sizeof(float) >> 20} MiB" : ""));
         tracker.Print($"oneDNN CPU kernels: {NativeSetup.OneDnnIsa}");
         tracker.Print($"TorchSharp Scalar guard: {ScalarGuard.Status}");
         tracker.Print($"allocator: {NativeSetup.Allocator}");
@@ -146,6 +161,11 @@ public sealed class TrainDecoderLoop
             samplesSeen = Convert.ToInt64(root["samples_seen"] ?? 0L);
             resumeSample = Convert.ToInt64(root["sample"] ?? 0L);
             generatorState = root["rng_state"] as Tensor;
+            // Data-parallel checkpoints hold every rank's generator: with the same number of ranks each takes its own
+            // (exact resume); with another number the ranks draw afresh from the resumed position.
+            if (root["rng_states"] is System.Collections.IList states)
+                generatorState = states.Count == world ? states[rank] as Tensor : null;
+            else if (world > 1) generatorState = null;
             if (root["validation_losses"] is System.Collections.IList losses)
                 validationHistory.AddRange(losses.Cast<object>().Select(v => v is Tensor t ? t.item<float>() : Convert.ToDouble(v)));
             tracker.Print($"resumed from {resumeFrom}: epoch {startEpoch}, {samplesSeen} samples seen, steps [{string.Join(", ", trainer.Steps)}]");
@@ -153,8 +173,9 @@ public sealed class TrainDecoderLoop
 
         // The training generator drives timesteps, noise and condition dropout; its state is checkpointed
         // so that a resumed run draws exactly what an uninterrupted one would.
-        var generator = new Generator((ulong)c.Seed + TrainSeedOffset, device);
+        var generator = new Generator((ulong)c.Seed + TrainSeedOffset + (ulong)rank * RankSeedStride, device);
         if (generatorState is not null) generator.set_state(generatorState);
+        trainer.BroadcastFromRoot();
         var condScale = c.Train.CondScale.Expand(decoder.NumUnets);
         // Upstream logs unets numbered from 0; the mean of the last LogEveryBatches non-zero losses per unet (the trainer's
         // statistics since the previous log: with the device-side guard, the only device read of the loss).
@@ -168,7 +189,7 @@ public sealed class TrainDecoderLoop
             var loader = new DecoderDataLoader(splits.Train, dataset, new LoaderOptions
             {
                 BatchSize = c.Data.BatchSize, NumWorkers = c.Data.NumWorkers, Shuffle = c.Data.ShuffleTrain, Resample = c.Data.ResampleTrain,
-                MaxSamples = c.Train.EpochSamples, Seed = c.Seed, Epoch = epoch, PinMemory = asyncCopies,
+                MaxSamples = PerRank(c.Train.EpochSamples), Seed = c.Seed, Epoch = epoch, PinMemory = asyncCopies,
             });
             var lastLoss = new Dictionary<int, double>();
             // Resuming mid-epoch: the loader's order is fixed by seed, epoch and worker count, so the
@@ -177,14 +198,14 @@ public sealed class TrainDecoderLoop
             epochSamples = lastLogSamples = skip;
             _progress.Phase($"epoch {epoch} train", c.Train.EpochSamples);
             if (skip > 0) _progress.Advance(skip, "resuming");
-            foreach (var raw in loader)
+            foreach (var (raw, globalCount, cancelled) in Lockstep(loader, cancel))
             {
                 using (raw)
                 {
-                    if (skip > 0) { skip -= raw.Count; continue; }
+                    if (skip > 0) { skip -= globalCount; continue; }
                     // decoder.clip: embeddings computed here, per batch, on the training device (disposed with the batch).
                     using var batch = clip?.Embed(raw) ?? raw;
-                    if (cancel.IsCancellationRequested)
+                    if (cancelled)
                     {
                         Save(tracker, trainer, generator, epoch, epochSamples, "train", validationHistory, samplesSeen, isBest: false);
                         _progress.EndPhase();
@@ -202,8 +223,8 @@ public sealed class TrainDecoderLoop
                         if (!result.Deferred) lastLoss[unet] = result.Loss;
                         StopOnNonFiniteRun(trainer, unet);
                     }
-                    epochSamples += batch.Count;
-                    samplesSeen += batch.Count;
+                    epochSamples += globalCount;
+                    samplesSeen += globalCount;
                     _progress.Advance(batch.Count, string.Join("  ", lastLoss.Select(kv => $"unet {kv.Key} loss {kv.Value:F4}")));
                     if (step % LogEveryBatches == 0)
                     {
@@ -223,6 +244,7 @@ public sealed class TrainDecoderLoop
                             if (trainer.Ema is { } ema) record[$"Unet {unet - 1} EMA Decay"] = Math.Round(ema[unet - 1].CurrentDecay(), 5);
                         }
                         if (clip is not null) record["CLIP ms per batch"] = Math.Round(clip.MillisecondsPerBatch, 1);
+                        if (world > 1) record["All-reduce ms per step"] = Math.Round(trainer.LastAllReduce.Milliseconds, 1);
                         record["Skipped non-finite steps"] = trainer.SkippedNonFinite;
                         record["Data issues"] = issues.Total;
                         tracker.Log(record, LogStep());
@@ -233,7 +255,8 @@ public sealed class TrainDecoderLoop
                     {
                         nextSaveAt = samplesSeen + c.Train.SaveEveryNSamples;
                         Save(tracker, trainer, generator, epoch, epochSamples, "train", validationHistory, samplesSeen, isBest: false);
-                        Guarded(tracker, epoch, "sample grids",
+                        if (Collectives.IsRoot)
+                            Guarded(tracker, epoch, "sample grids",
                             () => SampleGrids(tracker, trainer, dataset, splits, epoch, condScale, device, LogStep(), clip,
                                 tag: $"_samples{samplesSeen}"));
                     }
@@ -253,7 +276,8 @@ public sealed class TrainDecoderLoop
             _progress.Phase($"epoch {epoch} validation", c.Train.ValidationSamples);
             var valLoader = new DecoderDataLoader(splits.Val, dataset, new LoaderOptions
             {
-                BatchSize = c.Data.BatchSize, NumWorkers = c.Data.NumWorkers, MaxSamples = c.Train.ValidationSamples, Seed = c.Seed, Epoch = epoch,
+                BatchSize = c.Data.BatchSize, NumWorkers = c.Data.NumWorkers, MaxSamples = PerRank(c.Train.ValidationSamples), Seed = c.Seed,
+                Epoch = epoch,
             });
             var sums = unetNumbers.ToDictionary(u => u, _ => 0.0);
             long valSamples = 0, valBatches = 0;
@@ -272,6 +296,12 @@ public sealed class TrainDecoderLoop
                 }
             }
             _progress.EndPhase();
+            // Every rank's sums, batches and samples together (validation has no collectives inside, so ranks may differ here).
+            var totals = Collectives.AllReduceSum([.. unetNumbers.Select(u => sums[u]), valBatches, valSamples,
+                                                   cancel.IsCancellationRequested ? 1 : 0]);
+            for (int k = 0; k < unetNumbers.Length; k++) sums[unetNumbers[k]] = totals[k];
+            (valBatches, valSamples) = ((long)totals[unetNumbers.Length], (long)totals[unetNumbers.Length + 1]);
+            bool stopRequested = totals[^1] > 0;
             double meanValidation = double.NaN;
             if (valBatches > 0)
             {
@@ -284,23 +314,24 @@ public sealed class TrainDecoderLoop
 
             // ---- checkpoint: written before sampling and evaluation, so that a failure there never loses the epoch.
             // Validation cut short by a signal neither counts as the epoch's loss nor picks the best.
-            bool validated = !cancel.IsCancellationRequested && double.IsFinite(meanValidation);
+            bool validated = !stopRequested && double.IsFinite(meanValidation);
             bool isBest = validated && (validationHistory.Count == 0 ||
                 meanValidation < validationHistory.Where(double.IsFinite).DefaultIfEmpty(double.MaxValue).Min());
             if (validated) validationHistory.Add(meanValidation);
             Save(tracker, trainer, generator, epoch, epochSamples, "train", validationHistory, samplesSeen, isBest, epochEnd: true);
-            if (cancel.IsCancellationRequested)
+            if (stopRequested)
             {
                 tracker.Print($"interrupted: saved {Path.Combine(tracker.DataPath, "checkpoint.pth")} at the end of epoch {epoch}; " +
                        "the same command with tracker.log.auto_resume goes on from there");
                 return false;
             }
 
-            // ---- samples
-            Guarded(tracker, epoch, "sample grids", () => SampleGrids(tracker, trainer, dataset, splits, epoch, condScale, device, LogStep(), clip));
+            // ---- samples (rank 0 alone: the others go on to the next epoch and wait for it at the first step)
+            if (Collectives.IsRoot)
+                Guarded(tracker, epoch, "sample grids", () => SampleGrids(tracker, trainer, dataset, splits, epoch, condScale, device, LogStep(), clip));
 
-            // ---- evaluation
-            if (evaluator.HasMetrics && c.Evaluate.NEvaluationSamples > 0)
+            // ---- evaluation (rank 0, on its validation shards)
+            if (Collectives.IsRoot && evaluator.HasMetrics && c.Evaluate.NEvaluationSamples > 0)
             {
                 var evalLoader = new DecoderDataLoader(splits.Val, dataset, new LoaderOptions
                 {
@@ -340,6 +371,58 @@ public sealed class TrainDecoderLoop
     /// Sampling and evaluation run after the epoch's checkpoint is written: a failure there (a metric
     /// that cannot be computed, a numerical error) is logged with its cause and training goes on.
     /// </summary>
+    /// <summary>Samples per rank for a per-run sample count (epoch_samples, validation_samples): the run's count shared out.</summary>
+    private long? PerRank(long? samples) => samples is { } n ? (n + Collectives.WorldSize - 1) / Collectives.WorldSize : null;
+
+    /// <summary>
+    /// The batches of one loader, in step with the other ranks: each step all ranks say whether they have a batch, how many
+    /// samples, and whether a stop was asked for; the epoch ends for all when any rank runs out (shards may hold different
+    /// numbers of samples — no rank is left waiting at a collective), and a stop asked on any rank stops all at the same step.
+    /// </summary>
+    private IEnumerable<(DecoderBatch Batch, long GlobalCount, bool Stop)> Lockstep(IEnumerable<DecoderBatch> source, CancellationToken cancel)
+    {
+        using var batches = source.GetEnumerator();
+        while (true)
+        {
+            bool has = batches.MoveNext();
+            if (Collectives.WorldSize == 1)
+            {
+                if (!has) yield break;
+                yield return (batches.Current, batches.Current.Count, cancel.IsCancellationRequested);
+                continue;
+            }
+            var agreed = Collectives.AllReduceSum(has ? 1 : 0, has ? batches.Current.Count : 0, cancel.IsCancellationRequested ? 1 : 0);
+            if (agreed[0] < Collectives.WorldSize)
+            {
+                if (has) batches.Current.Dispose();
+                yield break;
+            }
+            yield return (batches.Current, (long)agreed[1], agreed[2] > 0);
+        }
+    }
+
+    /// <summary>Rank 0's string on every rank (a path; null stays null). Collective.</summary>
+    private string? ShareFromRoot(string? value)
+    {
+        if (Collectives.WorldSize == 1) return value;
+        var bytes = value is null ? [] : System.Text.Encoding.UTF8.GetBytes(value);
+        long length = (long)Collectives.AllReduceSum(Collectives.IsRoot ? (value is null ? -1 : bytes.Length) : 0)[0];
+        if (length < 0) return null;
+        var padded = new byte[length];
+        if (Collectives.IsRoot) bytes.CopyTo(padded, 0);
+        return System.Text.Encoding.UTF8.GetString(Collectives.AllGather(padded)[0]);
+    }
+
+    /// <summary>Every rank must hold the same weights and EMA weights; a difference stops the run (collective).</summary>
+    private void CheckRanksAgree(DecoderTrainer trainer)
+    {
+        var (sum, squares) = trainer.Fingerprint();
+        var all = Collectives.AllGather([.. BitConverter.GetBytes(sum), .. BitConverter.GetBytes(squares)]);
+        if (all.Any(b => !b.AsSpan().SequenceEqual(all[0])))
+            throw new InvalidOperationException("data-parallel ranks hold different weights (fingerprints " +
+                string.Join(", ", all.Select(b => $"{BitConverter.ToDouble(b, 0):R}")) + "): stopping; the last checkpoint is kept");
+    }
+
     /// <summary>Stops a run whose last MaxConsecutiveNonFinite steps of a unet were all skipped (the checkpoint stays good).</summary>
     private static void StopOnNonFiniteRun(DecoderTrainer trainer, int unet)
     {
@@ -411,6 +494,15 @@ public sealed class TrainDecoderLoop
             ["config"] = PickleValues.FromJson(System.Text.Json.Nodes.JsonNode.Parse(ConfigWriter.ToJson(_config))),
             ["rng_state"] = generator.get_state(),
         };
+        if (Collectives.WorldSize > 1)
+        {
+            // Collective: every rank's generator (exact resume with as many ranks) and a check that all hold the same weights.
+            using var state = generator.get_state();
+            var states = Collectives.AllGather(state.bytes.ToArray());
+            extras["rng_states"] = new System.Collections.ArrayList(states.Select(b => (object)tensor(b, dtype: ScalarType.Byte)).ToArray());
+            CheckRanksAgree(trainer);
+        }
+        if (!Collectives.IsRoot) return;
         // An epoch-end checkpoint resumes at the start of the next epoch; a mid-epoch one at its sample.
         if (epochEnd) (extras["epoch"], extras["sample"]) = (epoch + 1, 0L);
         Checkpoint.Save(checkpoint, trainer, extras);
