@@ -1,5 +1,7 @@
 using System.Collections;
 using System.Diagnostics;
+using Dalle2Sharp.Data;
+using TorchSharp.PyBridge;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -14,14 +16,19 @@ public class DataParallelTests
 {
     public static string? MpiRun => new[] { "/usr/bin/mpirun", "/usr/local/bin/mpirun" }.FirstOrDefault(File.Exists);
 
+    private static ProcessStartInfo Launch(int ranks, string workingDirectory, string? marker, IEnumerable<string> args)
+    {
+        var psi = new ProcessStartInfo(MpiRun!) { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = workingDirectory };
+        var launcher = new List<string> { "--allow-run-as-root", "--oversubscribe", "-np", ranks.ToString(), "-x", "OMP_NUM_THREADS=1", "-x", "NO_COLOR=1" };
+        if (marker is not null) launcher.AddRange(["-x", $"DALLE2_TEST_MARKER={marker}"]);
+        foreach (var a in launcher.Concat(["dotnet", Path.Combine(AppContext.BaseDirectory, "dalle2.dll")]).Concat(args)) psi.ArgumentList.Add(a);
+        return psi;
+    }
+
     /// <summary>Runs the CLI under mpirun with <paramref name="ranks"/> ranks (one thread each), bounded in time.</summary>
     public static CliRunner.Result RunRanks(int ranks, string workingDirectory, params string[] args)
     {
-        var psi = new ProcessStartInfo(MpiRun!) { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = workingDirectory };
-        foreach (var a in new[] { "--allow-run-as-root", "--oversubscribe", "-np", ranks.ToString(), "-x", "OMP_NUM_THREADS=1", "-x", "NO_COLOR=1",
-                                  "dotnet", Path.Combine(AppContext.BaseDirectory, "dalle2.dll") }.Concat(args))
-            psi.ArgumentList.Add(a);
-        using var p = Process.Start(psi)!;
+        using var p = Process.Start(Launch(ranks, workingDirectory, null, args))!;
         var stdout = p.StandardOutput.ReadToEndAsync();
         var stderr = p.StandardError.ReadToEndAsync();
         if (!p.WaitForExit(TimeSpan.FromMinutes(5))) { p.Kill(true); throw new TimeoutException("mpirun " + string.Join(' ', args)); }
@@ -52,5 +59,97 @@ public class DataParallelTests
         foreach (DictionaryEntry e in a)
             worst = Math.Max(worst, ((Tensor)e.Value!).sub((Tensor)b[e.Key]!).abs().max().item<float>());
         Assert.True(worst < 2e-5, $"largest weight difference {worst}");
+    }
+
+    private static string Config(string root, string run) => $$"""
+    {
+      "seed": 5,
+      "decoder": {
+        "unets": [{ "dim": 8, "image_embed_dim": 32, "cond_dim": 8, "dim_mults": [1, 2], "attn_dim_head": 8, "attn_heads": 2, "resnet_groups": 4, "num_resnet_blocks": 1 }],
+        "image_sizes": [16], "timesteps": 50
+      },
+      "data": {
+        "webdataset_base_url": "{{root}}/shards/{}.tar", "img_embeddings_url": "{{root}}/shards/img_emb",
+        "num_workers": 1, "batch_size": 4, "start_shard": 0, "end_shard": 4, "shard_width": 5,
+        "splits": { "train": 0.6, "val": 0.2, "test": 0.2 }, "preprocessing": { "ToTensor": true }
+      },
+      "train": { "epochs": 1, "lr": 1e-3, "validation_samples": 8, "n_sample_images": 0, "device": "cpu", "save_every_n_samples": 120, "ema_beta": 0.99 },
+      "evaluate": {},
+      "tracker": { "data_path": "{{root}}/{{run}}", "log": { "log_type": "console", "auto_resume": true }, "save": { "save_to": "local", "save_latest_to": "{{root}}/{{run}}-latest.pth" } }
+    }
+    """;
+
+    /// <summary>The PID of the process that mpirun started as <paramref name="rank"/> for the launch marked <paramref name="marker"/>.</summary>
+    private static int? RankPid(string marker, int rank)
+    {
+        foreach (var dir in Directory.GetDirectories("/proc"))
+        {
+            if (!int.TryParse(Path.GetFileName(dir), out int pid)) continue;
+            string environ;
+            try { environ = File.ReadAllText(Path.Combine(dir, "environ")); }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { continue; }
+            var vars = environ.Split('\0');
+            if (vars.Contains($"DALLE2_TEST_MARKER={marker}") && vars.Contains($"OMPI_COMM_WORLD_RANK={rank}")) return pid;
+        }
+        return null;
+    }
+
+    [SkippableFact]
+    public void ARankKilledStopsTheRunAndTheCheckpointResumesExactlyWithTheSameRanksAndWithOne()
+    {
+        Skip.If(MpiRun is null, "Open MPI is not installed (apt-get install openmpi-bin libopenmpi3; .ci/run does it)");
+        using var dir = new TestPaths.TempDir();
+        // 5 shards: each of 2 ranks takes 2 (1 train, 1 val): 80 training samples per rank, 8 per step together, a
+        // mid-epoch checkpoint at 120 samples.
+        SyntheticShapes.WriteDataset(dir.File("shards"), shards: 5, perShard: 80, size: 16);
+        foreach (var run in new[] { "straight", "killed" }) File.WriteAllText(dir.File($"{run}.json"), Config(dir.Path, run));
+
+        var straight = RunRanks(2, dir.Path, "train-decoder", "--config", dir.File("straight.json"));
+        Assert.True(straight.ExitCode == 0, straight.Stdout + straight.Stderr);
+        Assert.Contains("2 ranks (MPI)", straight.Stdout);
+
+        // SIGKILL rank 1 once the mid-epoch checkpoint is recorded: mpirun stops rank 0 and exits, in bounded time.
+        string marker = Guid.NewGuid().ToString("N");
+        using (var killed = Process.Start(Launch(2, dir.Path, marker, ["train-decoder", "--config", dir.File("killed.json")]))!)
+        {
+            var output = killed.StandardOutput.ReadToEndAsync();
+            var errors = killed.StandardError.ReadToEndAsync();
+            var deadline = DateTime.UtcNow.AddMinutes(3);
+            while (!File.Exists(dir.File("killed/run.json")) && !killed.HasExited && DateTime.UtcNow < deadline) Thread.Sleep(10);
+            Assert.False(killed.HasExited, "the run finished before a rank could be killed");
+            int pid = RankPid(marker, 1) ?? throw new InvalidOperationException("rank 1's process was not found");
+            using (var kill = Process.Start("kill", ["-KILL", pid.ToString()])) kill.WaitForExit();
+            var clock = Stopwatch.StartNew();
+            Assert.True(killed.WaitForExit(TimeSpan.FromSeconds(60)), "the other rank did not stop within 60 s of rank 1's death");
+            Assert.NotEqual(0, killed.ExitCode);
+            Assert.Contains("signal 9", output.Result + errors.Result);
+        }
+        var midway = PyTorchUnpickler.UnpickleStateDict(dir.File("killed/checkpoint.pth"));
+        Assert.Equal(120L, Convert.ToInt64(midway["sample"]));
+        Assert.Equal(2, ((IList)midway["rng_states"]!).Count);
+
+        // Another number of ranks resumes from the same checkpoint (a copy of the project: run.json names it relative to data_path).
+        CopyDirectory(dir.File("killed"), dir.File("one-rank"));
+        File.WriteAllText(dir.File("one-rank.json"), Config(dir.Path, "one-rank"));
+        var one = CliRunner.Run("train-decoder", "--config", dir.File("one-rank.json"));
+        Assert.True(one.ExitCode == 0, one.Stdout + one.Stderr);
+        Assert.Contains("resumed from", one.Stdout);
+
+        // The same number of ranks resumes exactly: the same weights, EMA weights and steps as the run left alone.
+        var resumed = RunRanks(2, dir.Path, "train-decoder", "--config", dir.File("killed.json"));
+        Assert.True(resumed.ExitCode == 0, resumed.Stdout + resumed.Stderr);
+        var a = PyTorchUnpickler.UnpickleStateDict(dir.File("straight/checkpoint.pth"));
+        var b = PyTorchUnpickler.UnpickleStateDict(dir.File("killed/checkpoint.pth"));
+        Assert.Equal(((Tensor)a["steps"]!).data<long>().ToArray(), ((Tensor)b["steps"]!).data<long>().ToArray());
+        foreach (var entry in new[] { "model", "ema" })
+            foreach (DictionaryEntry e in (IDictionary)a[entry]!)
+                Assert.True(((Tensor)e.Value!).equal((Tensor)((IDictionary)b[entry]!)[e.Key]!).all().item<bool>(), $"{entry}: {e.Key} differs");
+    }
+
+    private static void CopyDirectory(string from, string to)
+    {
+        foreach (var d in Directory.GetDirectories(from, "*", SearchOption.AllDirectories)) Directory.CreateDirectory(d.Replace(from, to));
+        Directory.CreateDirectory(to);
+        foreach (var f in Directory.GetFiles(from, "*", SearchOption.AllDirectories)) File.Copy(f, f.Replace(from, to));
     }
 }
