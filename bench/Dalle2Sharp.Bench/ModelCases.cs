@@ -26,7 +26,7 @@ public static class ModelCases
         Dim = 64, ImageEmbedDim = EmbedDim, DimMults = [1, 2, 4], SelfAttn = new([false, true, true]),
     };
 
-    private sealed record Case(bool Train, Func<UnetConfig> Unet, int Batch, double CondScale = 1.0);
+    private sealed record Case(bool Train, Func<UnetConfig> Unet, int Batch, double CondScale = 1.0, bool DataParallel = false);
 
     private static readonly Dictionary<string, Case> Cases = new()
     {
@@ -35,6 +35,8 @@ public static class ModelCases
         ["train-medium-4"] = new(true, MediumUnet, 4),
         ["sample-test-4"] = new(false, TestUnet, 4),
         ["guided-test-4"] = new(false, TestUnet, 4, CondScale: 3.0),
+        // Data parallel (bench/data-parallel-scaling.sh): a global batch of 8 shared by the ranks mpirun starts (1 → 8 per rank).
+        ["dp-train-test-8"] = new(true, TestUnet, 8, DataParallel: true),
     };
 
     public static IReadOnlyCollection<string> Names => Cases.Keys;
@@ -44,6 +46,8 @@ public static class ModelCases
         var name = args.ElementAtOrDefault(0) ?? throw new ArgumentException($"case NAME: one of {string.Join(", ", Cases.Keys)}");
         var c = Cases.GetValueOrDefault(name) ?? throw new ArgumentException($"unknown case {name}: one of {string.Join(", ", Cases.Keys)}");
         int runs = args.Length > 1 ? int.Parse(args[1]) : 10;
+        using var collectives = c.DataParallel ? Dalle2Sharp.Runtime.Mpi.StartIfLaunched() : Dalle2Sharp.Runtime.SingleProcess.Instance;
+        int batch = c.Batch / collectives.WorldSize;
         var profile = Environment.GetEnvironmentVariable("DALLE2_BENCH_PROFILE") == "1";
         void Mark(string what) { if (profile) Console.Error.WriteLine($"{SecondsSinceProcessStart():F2} s  {what}"); }
         Mark("main");
@@ -52,13 +56,17 @@ public static class ModelCases
         using var decoder = new Decoder(new DecoderConfig { Unets = [c.Unet()], ImageSizes = [ImageSize], Timesteps = 1000, LearnedVariance = true });
         Mark("decoder built");
         var g = new Generator(seed: 0);
-        var images = rand([c.Batch, 3, ImageSize, ImageSize], generator: g);
-        var embeds = randn([c.Batch, EmbedDim], generator: g);
+        var images = rand([batch, 3, ImageSize, ImageSize], generator: g);
+        var embeds = randn([batch, EmbedDim], generator: g);
         Action step;
         DecoderTrainer? trainer = null;
         if (c.Train)
         {
-            trainer = new DecoderTrainer(decoder, new TrainConfig { Lr = 1e-4, Wd = 0.01, MaxGradNorm = 0.5, EmaBeta = 0.99, UseEma = true });
+            trainer = new DecoderTrainer(decoder, new TrainConfig { Lr = 1e-4, Wd = 0.01, MaxGradNorm = 0.5, EmaBeta = 0.99, UseEma = true })
+            {
+                Collectives = collectives,
+            };
+            trainer.BroadcastFromRoot();
             step = () =>
             {
                 using var scope = NewDisposeScope();
@@ -69,8 +77,8 @@ public static class ModelCases
         {
             decoder.eval();
             var unet = decoder.Unet(1);
-            var x = randn([c.Batch, 3, ImageSize, ImageSize], generator: g);
-            var t = full(c.Batch, SampleTime, dtype: int64);
+            var x = randn([batch, 3, ImageSize, ImageSize], generator: g);
+            var t = full(batch, SampleTime, dtype: int64);
             var cond = new UnetConditioning(ImageEmbed: embeds);
             step = () =>
             {
@@ -97,10 +105,13 @@ public static class ModelCases
             if (i >= Warmup) times.Add(ms);
         }
         times.Sort();
+        var allReduce = trainer?.LastAllReduce ?? (0, 0);
         trainer?.Dispose();
         return new JsonObject
         {
-            ["case"] = name, ["side"] = "ours", ["batch"] = c.Batch, ["runs"] = runs,
+            ["case"] = name, ["side"] = "ours", ["batch"] = c.Batch, ["runs"] = runs, ["ranks"] = collectives.WorldSize, ["rank"] = collectives.Rank,
+            ["images_per_s"] = Math.Round(c.Batch / (times[times.Count / 2] / 1000), 2),
+            ["allreduce_ms"] = Math.Round(allReduce.Milliseconds, 1), ["allreduce_bytes"] = allReduce.Bytes,
             ["ms_median"] = Math.Round(times[times.Count / 2], 1), ["ms_min"] = Math.Round(times[0], 1),
             ["first_step_s"] = Math.Round(firstStep!.Value, 2), ["peak_rss_mb"] = Math.Round(Measure.PeakRssMb()),
             ["threads"] = get_num_threads(),

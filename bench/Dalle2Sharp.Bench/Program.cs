@@ -24,6 +24,7 @@ var result = what switch
     "case" => ModelCases.Run(args.Skip(1).ToArray()),
     _ => throw new ArgumentException($"unknown benchmark \"{what}\": model or samplers"),
 };
+if (result["rank"] is JsonNode rank && (int)rank != 0) return;   // data-parallel cases: rank 0 reports
 result["machine"] = new JsonObject
 {
     ["threads"] = TorchSharp.torch.get_num_threads(),
