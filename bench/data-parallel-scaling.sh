@@ -8,7 +8,8 @@ rounds="${1:-3}"; runs="${2:-5}"
 cd "$(dirname "$0")/.."
 bench=bench/Dalle2Sharp.Bench/bin/Release/net10.0/linux-x64/dalle2-bench.dll
 out="$(mktemp)"; trap 'rm -f "$out"' EXIT
-one() { python3 -c 'import json,sys; d=json.load(sys.stdin); d.pop("machine",None); print(json.dumps(d))'; }
+# (from the first "{": under mpirun .NET may first write a terminal mode sequence)
+one() { python3 -c 'import json,sys; t=sys.stdin.read(); d=json.loads(t[t.index("{"):]); d.pop("machine",None); print(json.dumps(d))'; }
 for r in $(seq "$rounds"); do
   OMP_NUM_THREADS=2 dotnet "$bench" case dp-train-test-8 "$runs" | one | tee -a "$out"
   mpirun --allow-run-as-root --oversubscribe -np 2 -x OMP_NUM_THREADS=1 dotnet "$bench" case dp-train-test-8 "$runs" | one | tee -a "$out"
