@@ -35,13 +35,18 @@ public sealed class TrainDecoderCommand : Command<TrainDecoderSettings>
             // With overrides the run records the config it used (resolved), not the file as written.
             string? configFile = settings.Set.Length == 0 ? settings.Config : null;
             // Under mpirun/srun: one rank per process, data-parallel; rank 0 prints and saves, the others stay quiet.
-            using var collectives = Runtime.Mpi.StartIfLaunched();
-            if (!collectives.IsRoot)
-                return Interruptible.Run(cancellationToken, cancel =>
+            var collectives = Runtime.Mpi.StartIfLaunched();
+            int code = ExitCodes.Run(() => collectives.IsRoot
+                ? Interruptible.Run(cancellationToken, cancel => LiveProgress.Run(progress =>
+                    new TrainDecoderLoop(config, progress) { MaxSteps = settings.MaxSteps, Collectives = collectives }.Run(configFile, cancel)))
+                : Interruptible.Run(cancellationToken, cancel =>
                     new TrainDecoderLoop(config, new PlainProgress(_ => { })) { MaxSteps = settings.MaxSteps, Collectives = collectives }
-                        .Run(configFile, cancel));
-            return Interruptible.Run(cancellationToken, cancel => LiveProgress.Run(progress =>
-                new TrainDecoderLoop(config, progress) { MaxSteps = settings.MaxSteps, Collectives = collectives }.Run(configFile, cancel)));
+                        .Run(configFile, cancel)));
+            // A rank that failed ends all of them (the others may be waiting for it in a collective); an interrupted run
+            // stopped on every rank at the same step, so all finish normally.
+            if (code is not (ExitCodes.Ok or ExitCodes.Interrupted)) collectives.Abort(code);
+            collectives.Dispose();
+            return code;
         });
 }
 

@@ -15,10 +15,12 @@ public sealed class TrainConfig : ConfigSection
     [Key("warmup_steps", "Linear learning-rate warmup steps (null = none): one value or one per unet.")]
     public ScalarOrList<int?>? WarmupSteps { get; set; }
 
-    [Key("find_unused_parameters", "Distributed training option (accepted; used when multi-process training lands).")]
+    [Key("find_unused_parameters", "torch DistributedDataParallel option, no counterpart here: data-parallel runs (MPI) average the " +
+                                   "gradients of the parameters the first backward reached, as upstream's unused ones never step.")]
     public bool FindUnusedParameters { get; set; } = true;
 
-    [Key("static_graph", "Distributed training option (accepted; used when multi-process training lands).")]
+    [Key("static_graph", "torch DistributedDataParallel option, no counterpart here: the gradient layout is fixed after the " +
+                         "first backward in every data-parallel (MPI) run.")]
     public bool StaticGraph { get; set; } = true;
 
     [Key("max_grad_norm", "Gradient-norm clipping: one value or one per unet (upstream: one global value).")]

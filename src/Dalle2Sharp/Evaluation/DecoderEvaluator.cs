@@ -1,6 +1,7 @@
 using Dalle2Sharp.Config;
 using Dalle2Sharp.Data;
 using Dalle2Sharp.Models;
+using Dalle2Sharp.Runtime;
 using Dalle2Sharp.Training;
 using TorchSharp;
 using TorchSharp.PyBridge;
@@ -82,8 +83,17 @@ public sealed class DecoderEvaluator : IDisposable
     /// failure) is reported in <see cref="EvaluationResult.Errors"/> with its cause and the others are
     /// still computed; only a failure of generation itself fails them all.
     /// </summary>
-    public EvaluationResult Evaluate(DecoderTrainer trainer, IEnumerable<DecoderBatch> batches, IReadOnlyList<double> condScale, long seed)
+    /// <remarks>
+    /// Data parallel (<paramref name="collectives"/> with several ranks, all calling): each rank generates up to its share
+    /// of n_evaluation_samples from its own validation shards with its own generator, then the features, logits and LPIPS
+    /// distances of all ranks are gathered and every rank computes the same metrics over all images (rank 0 logs them).
+    /// A generation failure on any rank is reported by all, without leaving a rank waiting.
+    /// </remarks>
+    public EvaluationResult Evaluate(DecoderTrainer trainer, IEnumerable<DecoderBatch> batches, IReadOnlyList<double> condScale, long seed,
+                                     ICollectives? collectives = null)
     {
+        collectives ??= SingleProcess.Instance;
+        long limit = (_config.NEvaluationSamples + collectives.WorldSize - 1) / collectives.WorldSize;
         // Every tensor made here (the features gathered per batch included) is freed on the way out, failures too.
         using var evaluationScope = NewDisposeScope();
         var realFeatures = new List<Tensor>();
@@ -95,14 +105,17 @@ public sealed class DecoderEvaluator : IDisposable
         string fidTap = _config.FID?.Feature.ToString() ?? "2048";
         string kidTap = _config.KID?.Feature.ToString() ?? "2048";
         string isTap = _config.IS?.Feature ?? "logits_unbiased";
-        var generator = new Generator((ulong)seed + GenerationSeedOffset, _device);
+        var generator = new Generator((ulong)seed + GenerationSeedOffset + (ulong)collectives.Rank * RankSeedStride, _device);
+        string? failure = null;
+        try
+        {
         foreach (var batch in batches)
         {
             using (batch)
             {
-                if (count >= _config.NEvaluationSamples) break;
+                if (count >= limit) break;
                 using var scope = NewDisposeScope();
-                int take = (int)Math.Min(batch.Count, _config.NEvaluationSamples - count);
+                int take = (int)Math.Min(batch.Count, limit - count);
                 var embeds = batch.ImageEmbeddings?[..take].to(_device);
                 var real = batch.Images[..take].to(_device);
                 var generated = trainer.SampleTrained(embeds, batch.TextEncodings?[..take].to(_device), real,
@@ -126,8 +139,29 @@ public sealed class DecoderEvaluator : IDisposable
                 count += take;
             }
         }
+        }
+        catch (Exception e) when (collectives.WorldSize > 1 && e is not OutOfMemoryException)
+        {
+            failure = $"generation on rank {collectives.Rank} failed: {e.Message}";
+        }
 
         var metrics = new Dictionary<string, double>();
+        if (collectives.WorldSize > 1)
+        {
+            // All ranks arrive here, failed or not: agree first, then gather everything.
+            var agreed = collectives.AllReduceSum(failure is null ? 0 : 1, count);
+            if (agreed[0] > 0) return new EvaluationResult(metrics, [failure ?? $"generation failed on {agreed[0]} other rank(s)"]);
+            count = (long)agreed[1];
+            if (count == 0) return new EvaluationResult(metrics, ["no evaluation images: the validation split yielded no samples"]);
+            if (_inception is not null)
+            {
+                realFeatures = [collectives.AllGatherRows(cat(realFeatures.ToArray(), 0))];
+                fakeFeatures = [collectives.AllGatherRows(cat(fakeFeatures.ToArray(), 0))];
+                fakeLogits = [collectives.AllGatherRows(cat(fakeLogits.ToArray(), 0))];
+            }
+            if (_lpips is not null)
+                lpips = collectives.AllGatherRows(tensor(lpips.Select(v => (float)v).ToArray())).data<float>().Select(v => (double)v).ToList();
+        }
         if (count == 0) return new EvaluationResult(metrics, ["no evaluation images: the validation split yielded no samples"]);
         void Try(string metric, Action compute)
         {
@@ -169,6 +203,8 @@ public sealed class DecoderEvaluator : IDisposable
 
     /// <summary>Seed offsets from the run's seed: generation, KID's subsets and IS's split shuffle draw independently.</summary>
     private const ulong GenerationSeedOffset = 13, KidSeedOffset = 17, InceptionScoreSeedOffset = 19;
+    /// <summary>Rank r generates with seed + GenerationSeedOffset + r·RankSeedStride.</summary>
+    private const ulong RankSeedStride = 1_000_003;
 
     /// <summary>Real images at the generated size as upstream's resize_image_to (resize-right, cubic, antialiased), clamped to [0, 1].</summary>
     private static Tensor ResizeToGenerated(Tensor real, Tensor generated) =>

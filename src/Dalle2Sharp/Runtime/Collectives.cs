@@ -1,3 +1,4 @@
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Dalle2Sharp.Runtime;
@@ -29,6 +30,38 @@ public interface ICollectives : IDisposable
     byte[][] AllGather(byte[] mine);
 
     void Barrier();
+
+    /// <summary>
+    /// Ends every rank's process at once (MPI_Abort): what a rank that failed must do instead of finishing, because the
+    /// others may be waiting for it in a collective. No-op for one process.
+    /// </summary>
+    void Abort(int exitCode);
+}
+
+public static class CollectivesExtensions
+{
+    /// <summary>Every rank's rows ([n_r, …] float32, n_r may differ) concatenated in rank order, on every rank. Collective.</summary>
+    public static Tensor AllGatherRows(this ICollectives collectives, Tensor rows)
+    {
+        if (collectives.WorldSize == 1) return rows;
+        var host = rows.to(ScalarType.Float32).cpu().contiguous();
+        long n = host.shape[0], rowElements = n == 0 ? host.shape.Skip(1).Aggregate(1L, (a, b) => a * b) : host.numel() / n;
+        var counts = collectives.AllGather(BitConverter.GetBytes(n)).Select(b => BitConverter.ToInt64(b)).ToArray();
+        long most = counts.Max();
+        var padded = new float[most * rowElements];
+        host.data<float>().CopyTo(padded, 0);
+        var bytes = new byte[padded.Length * sizeof(float)];
+        Buffer.BlockCopy(padded, 0, bytes, 0, bytes.Length);
+        var all = collectives.AllGather(bytes);
+        var parts = new List<Tensor>();
+        for (int r = 0; r < all.Length; r++)
+        {
+            var values = new float[counts[r] * rowElements];
+            Buffer.BlockCopy(all[r], 0, values, 0, values.Length * sizeof(float));
+            parts.Add(tensor(values).reshape([counts[r], .. host.shape.Skip(1)]));
+        }
+        return cat(parts.ToArray(), 0);
+    }
 }
 
 /// <summary>One process: every collective is the identity.</summary>
@@ -43,5 +76,6 @@ public sealed class SingleProcess : ICollectives
     public void Broadcast(Tensor tensor) { }
     public byte[][] AllGather(byte[] mine) => [mine];
     public void Barrier() { }
+    public void Abort(int exitCode) { }
     public void Dispose() { }
 }

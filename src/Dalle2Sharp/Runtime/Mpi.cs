@@ -26,6 +26,7 @@ public sealed unsafe class Mpi : ICollectives
     private readonly delegate* unmanaged<IntPtr, int, IntPtr, IntPtr, int, IntPtr, IntPtr, int> _allgather;
     private readonly delegate* unmanaged<IntPtr, int> _barrier;
     private readonly delegate* unmanaged<int> _finalize;
+    private readonly delegate* unmanaged<IntPtr, int, int> _abort;
     private bool _finalized;
 
     public int Rank { get; }
@@ -59,6 +60,7 @@ public sealed unsafe class Mpi : ICollectives
         _allgather = (delegate* unmanaged<IntPtr, int, IntPtr, IntPtr, int, IntPtr, IntPtr, int>)Export("MPI_Allgather");
         _barrier = (delegate* unmanaged<IntPtr, int>)Export("MPI_Barrier");
         _finalize = (delegate* unmanaged<int>)Export("MPI_Finalize");
+        _abort = (delegate* unmanaged<IntPtr, int, int>)Export("MPI_Abort");
         int initialized;
         Check(((delegate* unmanaged<int*, int>)Export("MPI_Initialized"))(&initialized), "MPI_Initialized");
         if (initialized == 0)
@@ -134,6 +136,14 @@ public sealed unsafe class Mpi : ICollectives
     }
 
     public void Barrier() => Check(_barrier(_world), "MPI_Barrier");
+
+    public void Abort(int exitCode)
+    {
+        Console.Out.Flush();
+        Console.Error.Flush();
+        _finalized = true;
+        _abort(_world, exitCode);
+    }
 
     public void Dispose()
     {

@@ -36,13 +36,19 @@ public sealed class RunTracker : IDisposable
             : new StreamWriter(new FileStream(MetricsPath, FileMode.Append, FileAccess.Write, FileShare.Read)) { AutoFlush = true };
     }
 
-    /// <summary>The tracker of a data-parallel rank other than 0: the same data_path, nothing created, logged or saved.</summary>
-    public static RunTracker Follower(TrackerConfig config) => new(Path.GetFullPath(config.DataPath), _ => { }, config, null, [], follower: true);
+    /// <summary>
+    /// The tracker of a data-parallel rank other than 0: the same data_path, nothing created, logged or saved; only its
+    /// warnings (bad samples of its own shards) reach stderr, marked with the rank.
+    /// </summary>
+    public static RunTracker Follower(TrackerConfig config, int rank) => new(Path.GetFullPath(config.DataPath),
+        line => { if (line.StartsWith("warning", StringComparison.Ordinal)) Console.Error.WriteLine($"[rank {rank}] {line}"); },
+        config, null, [], follower: true);
 
     /// <summary>What upstream adds to the logged config (train_decoder.py's extra_config) for one process.</summary>
-    public static JsonObject ExtraConfig() => new()
+    public static JsonObject ExtraConfig(int processes = 1, bool amp = false) => new()
     {
-        ["Distributed"] = false, ["DistributedType"] = "NO", ["NumProcesses"] = 1, ["MixedPrecision"] = "no",
+        ["Distributed"] = processes > 1, ["DistributedType"] = processes > 1 ? "MPI" : "NO", ["NumProcesses"] = processes,
+        ["MixedPrecision"] = amp ? "bf16" : "no",
     };
 
     /// <summary>
@@ -52,7 +58,7 @@ public sealed class RunTracker : IDisposable
     /// </summary>
     /// <param name="fullConfig">The resolved config, logged with the run (wandb config, tensorboard text).</param>
     public static RunTracker Start(TrackerConfig config, bool resuming, Action<string>? print = null, JsonObject? fullConfig = null,
-                                   Runtime.IoTimeouts? timeouts = null)
+                                   Runtime.IoTimeouts? timeouts = null, int processes = 1)
     {
         print ??= Console.WriteLine;
         string full = Path.GetFullPath(config.DataPath);
@@ -62,7 +68,8 @@ public sealed class RunTracker : IDisposable
         Directory.CreateDirectory(full);
         fullConfig ??= [];
         var logged = fullConfig.DeepClone().AsObject();
-        foreach (var (k, v) in ExtraConfig()) logged[k] = v?.DeepClone();
+        bool amp = fullConfig["train"]?["amp"]?.GetValue<bool>() == true;
+        foreach (var (k, v) in ExtraConfig(processes, amp)) logged[k] = v?.DeepClone();
 
         IRunLogger? logger = null;
         var savers = new List<(TrackerSaveConfig, ICheckpointSaver)>();

@@ -55,13 +55,19 @@ public static class DataParallelCheck
             var result = trainer.StepOn(1, () => decoder.PLosses(1, images * 2 - 1, times, new UnetConditioning(ImageEmbed: embeds), noise));
             losses.Add(result.Loss);
         }
+        // Uneven gathers (evaluation features): rank r gives r + 1 rows filled with r; everyone must see 1, 2, … rows in order.
+        using var rows = full(new long[] { collectives.Rank + 1, 3 }, (float)collectives.Rank);
+        using var gathered = collectives.AllGatherRows(rows);
+        var expected = Enumerable.Range(0, world).SelectMany(r => Enumerable.Repeat((float)r, (r + 1) * 3));
+        bool gatherOk = gathered.data<float>().ToArray().SequenceEqual(expected);
         var fingerprint = trainer.Fingerprint();
         var all = collectives.AllGather(BitConverter.GetBytes(fingerprint.Sum).Concat(BitConverter.GetBytes(fingerprint.SumOfSquares)).ToArray());
-        bool agree = all.All(b => b.AsSpan().SequenceEqual(all[0]));
+        bool agree = all.All(b => b.AsSpan().SequenceEqual(all[0])) && gatherOk;
         if (collectives.IsRoot && saveWeightsTo is not null) Checkpoint.Save(saveWeightsTo, trainer);
         if (collectives.IsRoot)
             print($"ranks {world}: allreduce latency {latency:F1} µs (8 bytes), bandwidth {bandwidth:F2} GB/s (64 MiB float32); " +
-                  $"{steps} steps of batch {batchPerRank} per rank; weights identical on every rank: {(agree ? "yes" : "NO")} " +
+                  $"uneven all-gather {(gatherOk ? "ok" : "WRONG")}; {steps} steps of batch {batchPerRank} per rank; " +
+                  $"weights identical on every rank: {(agree ? "yes" : "NO")} " +
                   $"(fingerprint {fingerprint.Sum:R} / {fingerprint.SumOfSquares:R}); losses {string.Join(" ", losses.Select(l => l.ToString("F6")))}");
         return new Report(world, latency, bandwidth, agree, fingerprint, losses);
     }

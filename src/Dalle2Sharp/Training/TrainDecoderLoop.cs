@@ -57,8 +57,11 @@ public sealed class TrainDecoderLoop
         var device = Devices.Resolve(c.Train.Device);
         // The metric networks' weights are checked (and fetched when possible) before any work; so is CLIP.
         var weights = new Evaluation.MetricWeights(c.Evaluate);
+        // Data parallel: rank 0 fetches what is missing first, the others then find the files (no concurrent downloads).
+        if (!Collectives.IsRoot) Collectives.Barrier();
         weights.EnsureAvailable(c.Evaluate, _print);
         using var clip = c.Decoder.Clip is null ? null : Clip.ClipStage.Start(c.Decoder, weights.Folder, device, _print);
+        if (Collectives.IsRoot) Collectives.Barrier();
         if (clip is not null) MatchClipWidths(clip.Embedder);
         manual_seed(c.Seed);
 
@@ -67,8 +70,8 @@ public sealed class TrainDecoderLoop
         resumeFrom = ShareFromRoot(resumeFrom);
         var resolvedConfig = System.Text.Json.Nodes.JsonNode.Parse(ConfigWriter.ToJson(c))!.AsObject();
         using var tracker = Collectives.IsRoot
-            ? RunTracker.Start(c.Tracker, resuming: resumeFrom is not null, _print, resolvedConfig, c.Data.Timeouts)
-            : RunTracker.Follower(c.Tracker);
+            ? RunTracker.Start(c.Tracker, resuming: resumeFrom is not null, _print, resolvedConfig, c.Data.Timeouts, Collectives.WorldSize)
+            : RunTracker.Follower(c.Tracker, Collectives.Rank);
         int exitCode = ExitFailure;
         try
         {
@@ -330,17 +333,17 @@ public sealed class TrainDecoderLoop
             if (Collectives.IsRoot)
                 Guarded(tracker, epoch, "sample grids", () => SampleGrids(tracker, trainer, dataset, splits, epoch, condScale, device, LogStep(), clip));
 
-            // ---- evaluation (rank 0, on its validation shards)
-            if (Collectives.IsRoot && evaluator.HasMetrics && c.Evaluate.NEvaluationSamples > 0)
+            // ---- evaluation (every rank generates its share from its validation shards; metrics over all, rank 0 logs)
+            if (evaluator.HasMetrics && c.Evaluate.NEvaluationSamples > 0)
             {
                 var evalLoader = new DecoderDataLoader(splits.Val, dataset, new LoaderOptions
                 {
-                    BatchSize = c.Data.BatchSize, NumWorkers = c.Data.NumWorkers, MaxSamples = c.Evaluate.NEvaluationSamples,
+                    BatchSize = c.Data.BatchSize, NumWorkers = c.Data.NumWorkers, MaxSamples = PerRank(c.Evaluate.NEvaluationSamples),
                     Seed = c.Seed, Epoch = epoch,
                 });
                 Guarded(tracker, epoch, "evaluation", () =>
                 {
-                    var result = evaluator.Evaluate(trainer, clip?.Embed(evalLoader) ?? evalLoader, condScale, c.Seed);
+                    var result = evaluator.Evaluate(trainer, clip?.Embed(evalLoader) ?? evalLoader, condScale, c.Seed, Collectives);
                     var record = new Dictionary<string, object?> { ["Epoch"] = epoch };
                     foreach (var (k, v) in result.Metrics) record[k] = v;
                     foreach (var (k, v) in evaluator.InputNotes) record[k] = v;

@@ -1,6 +1,7 @@
 using System.Collections;
 using System.Diagnostics;
 using Dalle2Sharp.Data;
+using Dalle2Sharp.Tests.Evaluation;
 using TorchSharp.PyBridge;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -44,6 +45,7 @@ public class DataParallelTests
         Assert.True(two.ExitCode == 0, two.Stdout + two.Stderr);
         Assert.Contains("ranks 2:", two.Stdout);
         Assert.Contains("weights identical on every rank: yes", two.Stdout);
+        Assert.Contains("uneven all-gather ok", two.Stdout);
         var one = CliRunner.Run("mpi-check", "--steps", "4", "--batch", "4", "--save", dir.File("one.pth"));
         Assert.True(one.ExitCode == 0, one.Stdout + one.Stderr);
         Assert.Contains("ranks 1:", one.Stdout);
@@ -74,7 +76,7 @@ public class DataParallelTests
         "splits": { "train": 0.6, "val": 0.2, "test": 0.2 }, "preprocessing": { "ToTensor": true }
       },
       "train": { "epochs": 1, "lr": 1e-3, "validation_samples": 8, "n_sample_images": 0, "device": "cpu", "save_every_n_samples": 120, "ema_beta": 0.99 },
-      "evaluate": {},
+      "evaluate": { "n_evaluation_samples": 4, "weights_dir": "{{root}}/weights", "FID": { "feature": 64 }, "LPIPS": { "net_type": "vgg" } },
       "tracker": { "data_path": "{{root}}/{{run}}", "log": { "log_type": "console", "auto_resume": true }, "save": { "save_to": "local", "save_latest_to": "{{root}}/{{run}}-latest.pth" } }
     }
     """;
@@ -102,11 +104,24 @@ public class DataParallelTests
         // 5 shards: each of 2 ranks takes 2 (1 train, 1 val): 80 training samples per rank, 8 per step together, a
         // mid-epoch checkpoint at 120 samples.
         SyntheticShapes.WriteDataset(dir.File("shards"), shards: 5, perShard: 80, size: 16);
+        MetricWeightFiles.WriteRandom(dir.File("weights"), "vgg");   // evaluation: each rank generates 2 of the 4 images
+        // The same data with 5 unreadable images in each of rank 1's shards (2 and 3): it skips them with warnings and has
+        // fewer batches than rank 0, so the epoch ends for both at its last batch — no rank waits at a collective.
+        Directory.CreateDirectory(dir.File("bad"));
+        SyntheticShapes.WriteDataset(dir.File("bad/shards"), shards: 5, perShard: 80, size: 16);
+        foreach (var shard in new[] { 2, 3 }) CorruptImages(dir.File($"bad/shards/{shard:D5}.tar"), count: 5);
+        MetricWeightFiles.WriteRandom(dir.File("bad/weights"), "vgg");
+        File.WriteAllText(dir.File("bad.json"), Config(dir.File("bad"), "run"));
+        var bad = RunRanks(2, dir.Path, "train-decoder", "--config", dir.File("bad.json"));
+        Assert.True(bad.ExitCode == 0, bad.Stdout + bad.Stderr);
+        Assert.Contains("[rank 1] warning: corrupt image", bad.Stderr);
         foreach (var run in new[] { "straight", "killed" }) File.WriteAllText(dir.File($"{run}.json"), Config(dir.Path, run));
 
         var straight = RunRanks(2, dir.Path, "train-decoder", "--config", dir.File("straight.json"));
         Assert.True(straight.ExitCode == 0, straight.Stdout + straight.Stderr);
         Assert.Contains("2 ranks (MPI)", straight.Stdout);
+        Assert.Contains("FID: ", straight.Stdout);
+        Assert.Contains("LPIPS: ", straight.Stdout);
 
         // SIGKILL rank 1 once the mid-epoch checkpoint is recorded: mpirun stops rank 0 and exits, in bounded time.
         string marker = Guid.NewGuid().ToString("N");
@@ -144,6 +159,28 @@ public class DataParallelTests
         foreach (var entry in new[] { "model", "ema" })
             foreach (DictionaryEntry e in (IDictionary)a[entry]!)
                 Assert.True(((Tensor)e.Value!).equal((Tensor)((IDictionary)b[entry]!)[e.Key]!).all().item<bool>(), $"{entry}: {e.Key} differs");
+    }
+
+    /// <summary>Replaces the first <paramref name="count"/> PNGs of a shard with bytes that are no image.</summary>
+    private static void CorruptImages(string tar, int count)
+    {
+        var entries = new List<(string Name, byte[] Data)>();
+        using (var reader = new System.Formats.Tar.TarReader(File.OpenRead(tar)))
+            while (reader.GetNextEntry() is { } entry)
+            {
+                using var data = new MemoryStream();
+                entry.DataStream?.CopyTo(data);
+                entries.Add((entry.Name, data.ToArray()));
+            }
+        int corrupted = 0;
+        using var stream = File.Create(tar);
+        using var writer = new System.Formats.Tar.TarWriter(stream, System.Formats.Tar.TarEntryFormat.Ustar);
+        foreach (var (name, data) in entries)
+        {
+            bool corrupt = name.EndsWith(".png", StringComparison.Ordinal) && corrupted++ < count;
+            var bytes = corrupt ? System.Text.Encoding.ASCII.GetBytes("not an image") : data;
+            writer.WriteEntry(new System.Formats.Tar.UstarTarEntry(System.Formats.Tar.TarEntryType.RegularFile, name) { DataStream = new MemoryStream(bytes) });
+        }
     }
 
     private static void CopyDirectory(string from, string to)
