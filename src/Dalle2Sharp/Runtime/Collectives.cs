@@ -20,9 +20,6 @@ public interface ICollectives : IDisposable
     /// <summary>Sums each element across ranks.</summary>
     double[] AllReduceSum(params double[] values);
 
-    /// <summary>The smallest value any rank gave.</summary>
-    long AllReduceMin(long value);
-
     /// <summary>Copies rank 0's contents of a contiguous tensor into every rank's.</summary>
     void Broadcast(Tensor tensor);
 
@@ -72,7 +69,6 @@ public sealed class SingleProcess : ICollectives
     public int WorldSize => 1;
     public void AllReduceSum(Tensor tensor) { }
     public double[] AllReduceSum(params double[] values) => values;
-    public long AllReduceMin(long value) => value;
     public void Broadcast(Tensor tensor) { }
     public byte[][] AllGather(byte[] mine) => [mine];
     public void Barrier() { }

@@ -20,7 +20,7 @@ public sealed unsafe class Mpi : ICollectives
     /// <summary>Elements per MPI call: MPI counts are C ints.</summary>
     private const long MaxCount = int.MaxValue / 2;
 
-    private readonly IntPtr _library, _world, _float, _double, _int64, _byte, _sum, _min;
+    private readonly IntPtr _library, _world, _float, _double, _int64, _byte, _sum;
     private readonly delegate* unmanaged<IntPtr, IntPtr, int, IntPtr, IntPtr, IntPtr, int> _allreduce;
     private readonly delegate* unmanaged<IntPtr, int, IntPtr, int, IntPtr, int> _bcast;
     private readonly delegate* unmanaged<IntPtr, int, IntPtr, IntPtr, int, IntPtr, IntPtr, int> _allgather;
@@ -54,7 +54,7 @@ public sealed unsafe class Mpi : ICollectives
         IntPtr Export(string name) => NativeLibrary.GetExport(_library, name);
         (_world, _float, _double, _int64, _byte) =
             (Export("ompi_mpi_comm_world"), Export("ompi_mpi_float"), Export("ompi_mpi_double"), Export("ompi_mpi_int64_t"), Export("ompi_mpi_byte"));
-        (_sum, _min) = (Export("ompi_mpi_op_sum"), Export("ompi_mpi_op_min"));
+        _sum = Export("ompi_mpi_op_sum");
         _allreduce = (delegate* unmanaged<IntPtr, IntPtr, int, IntPtr, IntPtr, IntPtr, int>)Export("MPI_Allreduce");
         _bcast = (delegate* unmanaged<IntPtr, int, IntPtr, int, IntPtr, int>)Export("MPI_Bcast");
         _allgather = (delegate* unmanaged<IntPtr, int, IntPtr, IntPtr, int, IntPtr, IntPtr, int>)Export("MPI_Allgather");
@@ -92,7 +92,10 @@ public sealed unsafe class Mpi : ICollectives
         _ => throw new ArgumentException($"no MPI type for {t.dtype}"),
     };
 
-    /// <summary>Runs <paramref name="op"/> on a host-memory, contiguous version of the tensor in chunks of MPI-sized counts, then copies back.</summary>
+    /// <summary>
+    /// Runs <paramref name="op"/> on a host-memory, contiguous version of the tensor in chunks of MPI-sized counts, then
+    /// copies back.
+    /// </summary>
     private void OnHost(Tensor tensor, Action<IntPtr, int, IntPtr> op)
     {
         if (!tensor.is_contiguous()) throw new ArgumentException("MPI collectives need a contiguous tensor");
@@ -103,7 +106,7 @@ public sealed unsafe class Mpi : ICollectives
         IntPtr data = TensorData(host.Handle);
         for (long start = 0; start < n; start += MaxCount)
             op(data + (nint)(start * size), (int)Math.Min(MaxCount, n - start), type);
-        if (!ReferenceEquals(host, tensor) && tensor.device.type != DeviceType.CPU) tensor.copy_(host);
+        if (tensor.device.type != DeviceType.CPU) tensor.copy_(host);
     }
 
     public void AllReduceSum(Tensor tensor) =>
@@ -116,18 +119,14 @@ public sealed unsafe class Mpi : ICollectives
         return result;
     }
 
-    public long AllReduceMin(long value)
-    {
-        long result = value;
-        Check(_allreduce(InPlace, (IntPtr)(&result), 1, _int64, _min, _world), "MPI_Allreduce");
-        return result;
-    }
 
     public void Broadcast(Tensor tensor) =>
         OnHost(tensor, (data, count, type) => Check(_bcast(data, count, type, 0, _world), "MPI_Bcast"));
 
     public byte[][] AllGather(byte[] mine)
     {
+        if ((long)mine.Length * WorldSize > Array.MaxLength)
+            throw new MpiException($"all-gather of {mine.Length} bytes from each of {WorldSize} ranks exceeds one array ({Array.MaxLength} bytes)");
         var all = new byte[mine.Length * WorldSize];
         fixed (byte* send = mine)
         fixed (byte* receive = all)

@@ -183,7 +183,8 @@ public static class Checkpoint
         return new Hashtable
         {
             ["base_lrs"] = lrs, ["last_epoch"] = (int)steps, ["_step_count"] = (int)steps + 1, ["verbose"] = false,
-            ["_get_lr_called_within_step"] = false, ["_last_lr"] = new ArrayList(optimizer.Groups.Select(_ => (object)optimizer.LearningRate).ToArray()),
+            ["_get_lr_called_within_step"] = false,
+            ["_last_lr"] = new ArrayList(optimizer.Groups.Select(_ => (object)optimizer.LearningRate).ToArray()),
             ["lr_lambdas"] = new ArrayList(lrs.Cast<object>().Select(_ => (object?)null).ToArray()),
         };
     }

@@ -68,7 +68,8 @@ public static class DataParallelCheck
             print($"ranks {world}: allreduce latency {latency:F1} µs (8 bytes), bandwidth {bandwidth:F2} GB/s (64 MiB float32); " +
                   $"uneven all-gather {(gatherOk ? "ok" : "WRONG")}; {steps} steps of batch {batchPerRank} per rank; " +
                   $"weights identical on every rank: {(agree ? "yes" : "NO")} " +
-                  $"(fingerprint {fingerprint.Sum:R} / {fingerprint.SumOfSquares:R}); losses {string.Join(" ", losses.Select(l => l.ToString("F6")))}");
+                  $"(fingerprint {fingerprint.Sum:R} / {fingerprint.SumOfSquares:R}); " +
+                  $"losses {string.Join(" ", losses.Select(l => l.ToString("F6")))}");
         return new Report(world, latency, bandwidth, agree, fingerprint, losses);
     }
 

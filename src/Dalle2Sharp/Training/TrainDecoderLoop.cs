@@ -331,7 +331,8 @@ public sealed class TrainDecoderLoop
 
             // ---- samples (rank 0 alone: the others go on to the next epoch and wait for it at the first step)
             if (Collectives.IsRoot)
-                Guarded(tracker, epoch, "sample grids", () => SampleGrids(tracker, trainer, dataset, splits, epoch, condScale, device, LogStep(), clip));
+                Guarded(tracker, epoch, "sample grids",
+                    () => SampleGrids(tracker, trainer, dataset, splits, epoch, condScale, device, LogStep(), clip));
 
             // ---- evaluation (every rank generates its share from its validation shards; metrics over all, rank 0 logs)
             if (evaluator.HasMetrics && c.Evaluate.NEvaluationSamples > 0)

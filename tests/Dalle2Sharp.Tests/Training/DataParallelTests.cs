@@ -63,23 +63,9 @@ public class DataParallelTests
         Assert.True(worst < 2e-5, $"largest weight difference {worst}");
     }
 
-    private static string Config(string root, string run) => $$"""
-    {
-      "seed": 5,
-      "decoder": {
-        "unets": [{ "dim": 8, "image_embed_dim": 32, "cond_dim": 8, "dim_mults": [1, 2], "attn_dim_head": 8, "attn_heads": 2, "resnet_groups": 4, "num_resnet_blocks": 1 }],
-        "image_sizes": [16], "timesteps": 50
-      },
-      "data": {
-        "webdataset_base_url": "{{root}}/shards/{}.tar", "img_embeddings_url": "{{root}}/shards/img_emb",
-        "num_workers": 1, "batch_size": 4, "start_shard": 0, "end_shard": 4, "shard_width": 5,
-        "splits": { "train": 0.6, "val": 0.2, "test": 0.2 }, "preprocessing": { "ToTensor": true }
-      },
-      "train": { "epochs": 1, "lr": 1e-3, "validation_samples": 8, "n_sample_images": 0, "device": "cpu", "save_every_n_samples": 120, "ema_beta": 0.99 },
-      "evaluate": { "n_evaluation_samples": 4, "weights_dir": "{{root}}/weights", "FID": { "feature": 64 }, "LPIPS": { "net_type": "vgg" } },
-      "tracker": { "data_path": "{{root}}/{{run}}", "log": { "log_type": "console", "auto_resume": true }, "save": { "save_to": "local", "save_latest_to": "{{root}}/{{run}}-latest.pth" } }
-    }
-    """;
+    /// <summary>ExactResumeTests' run with evaluation (FID and LPIPS over both ranks' images) and one data worker.</summary>
+    private static string Config(string root, string run) => ExactResumeTests.Config(root, run, workers: 1, evaluate:
+        $$"""{ "n_evaluation_samples": 4, "weights_dir": "{{root}}/weights", "FID": { "feature": 64 }, "LPIPS": { "net_type": "vgg" } }""");
 
     /// <summary>The PID of the process that mpirun started as <paramref name="rank"/> for the launch marked <paramref name="marker"/>.</summary>
     private static int? RankPid(string marker, int rank)

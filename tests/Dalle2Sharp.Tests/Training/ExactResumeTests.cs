@@ -8,7 +8,8 @@ namespace Dalle2Sharp.Tests.Training;
 
 public class ExactResumeTests
 {
-    private static string Config(string root, string run) => $$"""
+    /// <summary>The small resume-test run (shared with the data-parallel tests, which add evaluation and use one worker).</summary>
+    internal static string Config(string root, string run, int workers = 2, string evaluate = "{}") => $$"""
     {
       "seed": 5,
       "decoder": {
@@ -17,11 +18,11 @@ public class ExactResumeTests
       },
       "data": {
         "webdataset_base_url": "{{root}}/shards/{}.tar", "img_embeddings_url": "{{root}}/shards/img_emb",
-        "num_workers": 2, "batch_size": 4, "start_shard": 0, "end_shard": 4, "shard_width": 5,
+        "num_workers": {{workers}}, "batch_size": 4, "start_shard": 0, "end_shard": 4, "shard_width": 5,
         "splits": { "train": 0.6, "val": 0.2, "test": 0.2 }, "preprocessing": { "ToTensor": true }
       },
       "train": { "epochs": 1, "lr": 1e-3, "validation_samples": 8, "n_sample_images": 0, "device": "cpu", "save_every_n_samples": 120, "ema_beta": 0.99 },
-      "evaluate": {},
+      "evaluate": {{evaluate}},
       "tracker": { "data_path": "{{root}}/{{run}}", "log": { "log_type": "console", "auto_resume": true }, "save": { "save_to": "local", "save_latest_to": "{{root}}/{{run}}-latest.pth" } }
     }
     """;
